@@ -1,0 +1,16 @@
+"""skal: scikit-learn compatible active learning for PyTorch networks (skorch).
+
+The pieces:
+
+- :class:`ActiveLearner` runs the active-learning loop and is itself a classifier;
+- :mod:`skal.strategies` holds the query strategies (``fit`` then ``query``);
+- :mod:`skal.embeddings` streams what strategies need from a model;
+- :mod:`skal.nets` provides skorch classifiers (the papers' MLP, ...).
+"""
+
+from ._config import config_context, get_config, set_config
+from .learner import ActiveLearner
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["ActiveLearner", "config_context", "get_config", "set_config", "__version__"]

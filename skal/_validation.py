@@ -1,0 +1,118 @@
+"""Input checks shared by the learner, the strategies and the nets.
+
+Every public entry point validates through these helpers so that bad input fails the
+same way everywhere, with a message that names the problem.
+"""
+
+from numbers import Integral
+
+import numpy as np
+from scipy import sparse
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_array, check_is_fitted
+
+# Sentinel that marks an unlabeled row in ``y`` (scikit-learn's semi-supervised
+# convention, see sklearn.semi_supervised).
+UNLABELED = -1
+
+
+def check_pool(X, *, n_features=None, name="X_pool", dtype=None):
+    """Validate a pool (or any sample matrix) without densifying it.
+
+    Parameters
+    ----------
+    X : array-like or sparse matrix of shape (n_samples, n_features)
+        Dense arrays, pandas DataFrames and scipy sparse matrices are accepted;
+        sparse input is returned as CSR, never densified.
+    n_features : int, default=None
+        Expected number of features (the one seen in ``fit``).
+    name : str, default="X_pool"
+        Name used in error messages.
+    dtype : dtype or list of dtypes, default=None
+        Passed to :func:`sklearn.utils.check_array`; ``None`` keeps float32 and
+        float64 as they are and converts anything else to float64.
+
+    Returns
+    -------
+    X : ndarray or csr_matrix
+        The validated matrix; a copy only where a conversion was needed.
+    """
+    if dtype is None:
+        dtype = [np.float64, np.float32]
+    if X is None or (hasattr(X, "shape") and len(X.shape) >= 1 and X.shape[0] == 0):
+        raise ValueError(f"{name} is empty: at least one sample is required.")
+    X = check_array(
+        X,
+        accept_sparse="csr",
+        dtype=dtype,
+        ensure_all_finite=True,
+        input_name=name,
+    )
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features, but the estimator was fitted with "
+            f"{n_features} features."
+        )
+    return X
+
+
+def check_n_queries(n, n_pool):
+    """Check the number of points to query against the pool size.
+
+    Parameters
+    ----------
+    n : int
+        Number of points requested.
+    n_pool : int
+        Number of candidate points.
+
+    Returns
+    -------
+    n : int
+    """
+    if isinstance(n, bool) or not isinstance(n, Integral):
+        raise TypeError(f"n must be an integer, got {n!r} of type {type(n).__name__}.")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got n={n}.")
+    if n > n_pool:
+        raise ValueError(
+            f"n={n} is larger than the pool, which has only {n_pool} samples."
+        )
+    return int(n)
+
+
+def check_fitted_estimator(estimator, *, name="estimator"):
+    """Raise a clear error when ``estimator`` is missing or not fitted."""
+    if estimator is None:
+        raise ValueError(
+            f"No {name} was given: pass a fitted estimator, "
+            f"e.g. strategy.fit(X, y, estimator=fitted_classifier)."
+        )
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError as exc:
+        raise NotFittedError(
+            f"The {name} {type(estimator).__name__} is not fitted yet; fit it "
+            f"before querying."
+        ) from exc
+    return estimator
+
+
+def n_features_of(estimator):
+    """Number of input features a fitted estimator expects, or None if unknown."""
+    n = getattr(estimator, "n_features_in_", None)
+    return None if n is None else int(n)
+
+
+def num_samples(X):
+    """Number of rows of an array, sparse matrix or DataFrame."""
+    if sparse.issparse(X) or hasattr(X, "shape"):
+        return X.shape[0]
+    return len(X)
+
+
+def take_rows(X, indices):
+    """Rows ``indices`` of an array, sparse matrix or DataFrame (as its own type)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[indices]
+    return X[indices]

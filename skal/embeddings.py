@@ -1,0 +1,207 @@
+"""What strategies need from a fitted model, streamed over the pool in chunks.
+
+Strategies never call a network directly; they ask this module for
+
+- class probabilities (:func:`predict_proba`), for any classifier with
+  ``predict_proba``;
+- a forward pass (:func:`forward_pass`): probabilities, logits and the penultimate
+  features ``h`` (the input of the last linear layer ``z = W h + b``), for
+
+  * skal's nets and any skorch net whose module ends in an ``nn.Linear``
+    (the layer is found by :func:`output_layer`; ``h`` is captured with a forward
+    hook, so CNNs and MLPs look the same), and
+  * scikit-learn linear classifiers (``LogisticRegression``, ...), where ``h`` is
+    the input itself and ``W`` is ``coef_``.
+
+The pool is processed ``chunk_size`` rows at a time (see :func:`skal.get_config`),
+under ``torch.inference_mode()``, so memory is bounded by the chunk and the
+``N x (C + D)`` outputs, never by ``N x C x D``. Sparse pools stay sparse: only one
+chunk at a time is densified for a network.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import sparse
+from scipy.special import softmax
+from sklearn.utils import gen_batches
+from torch import nn
+
+from ._config import get_config
+from ._validation import check_fitted_estimator
+from .nets._batches import rows_to_tensor
+
+
+@dataclass
+class ForwardPass:
+    """Outputs of one pass over a pool.
+
+    Attributes
+    ----------
+    proba : ndarray of shape (n_samples, n_classes)
+        Class probabilities (float64).
+    logits : ndarray of shape (n_samples, n_outputs)
+        Inputs of the softmax (``decision_function`` for sklearn models).
+    features : ndarray or sparse matrix of shape (n_samples, n_features)
+        Penultimate features ``h``: the input of the last linear layer.
+    """
+
+    proba: np.ndarray
+    logits: np.ndarray
+    features: object
+
+
+def chunks(n_samples, chunk_size=None):
+    """Row slices covering ``range(n_samples)``, ``chunk_size`` rows each."""
+    chunk_size = chunk_size or get_config()["chunk_size"]
+    return gen_batches(n_samples, chunk_size)
+
+
+def is_torch_net(estimator):
+    """True for a (fitted) skorch net: it carries a torch ``module_``."""
+    return isinstance(getattr(estimator, "module_", None), nn.Module)
+
+
+def is_linear_model(estimator):
+    """True for a scikit-learn linear classifier (``coef_`` and ``decision_function``)."""
+    return hasattr(estimator, "coef_") and hasattr(estimator, "decision_function")
+
+
+def output_layer(module, n_classes=None):
+    """The final ``nn.Linear`` of a network, whose input is the penultimate layer.
+
+    Looks, in order, for ``module.output_layer``, the last element of an
+    ``nn.Sequential``, and the last ``nn.Linear`` (in registration order) with
+    ``n_classes`` outputs.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    n_classes : int, default=None
+        Expected number of outputs, used to check the choice.
+
+    Returns
+    -------
+    layer : torch.nn.Linear
+    """
+    layer = getattr(module, "output_layer", None)
+    if layer is None and isinstance(module, nn.Sequential):
+        layer = module[-1]
+    if not isinstance(layer, nn.Linear):
+        linears = [
+            m
+            for m in module.modules()
+            if isinstance(m, nn.Linear) and n_classes in (None, m.out_features)
+        ]
+        layer = linears[-1] if linears else None
+    if layer is None:
+        raise TypeError(
+            f"{type(module).__name__} has no final nn.Linear layer: skal needs one "
+            f"(name it `output_layer`) to compute features and gradients."
+        )
+    if n_classes is not None and layer.out_features != n_classes:
+        raise TypeError(
+            f"The output layer of {type(module).__name__} has {layer.out_features} "
+            f"outputs but the classifier has {n_classes} classes."
+        )
+    return layer
+
+
+def predict_proba(estimator, X, *, chunk_size=None):
+    """Class probabilities of any fitted classifier, chunk by chunk.
+
+    Parameters
+    ----------
+    estimator : fitted classifier with ``predict_proba``
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        A validated pool (see :func:`skal._validation.check_pool`).
+    chunk_size : int, default=None
+        Rows per chunk; default from :func:`skal.get_config`.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_classes), float64
+    """
+    check_fitted_estimator(estimator)
+    if not hasattr(estimator, "predict_proba"):
+        raise TypeError(
+            f"{type(estimator).__name__} has no predict_proba, which this strategy "
+            f"needs; use a probabilistic classifier (e.g. LogisticRegression, "
+            f"skal.nets.MLPClassifier)."
+        )
+    if is_torch_net(estimator):
+        return forward_pass(estimator, X, chunk_size=chunk_size).proba
+    parts = [
+        estimator.predict_proba(X[rows]) for rows in chunks(X.shape[0], chunk_size)
+    ]
+    return np.asarray(np.concatenate(parts), dtype=np.float64)
+
+
+def forward_pass(estimator, X, *, chunk_size=None):
+    """Probabilities, logits and penultimate features over a pool.
+
+    Parameters
+    ----------
+    estimator : fitted skorch net ending in ``nn.Linear``, or sklearn linear classifier
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        A validated pool.
+    chunk_size : int, default=None
+        Rows per chunk; default from :func:`skal.get_config`.
+
+    Returns
+    -------
+    ForwardPass
+    """
+    check_fitted_estimator(estimator)
+    if is_torch_net(estimator):
+        return _net_forward_pass(estimator, X, chunk_size)
+    if is_linear_model(estimator) and hasattr(estimator, "predict_proba"):
+        return _linear_forward_pass(estimator, X, chunk_size)
+    raise TypeError(
+        f"{type(estimator).__name__} exposes no penultimate features: this strategy "
+        f"needs a skorch net whose module ends in nn.Linear (e.g. skal's nets) or a "
+        f"scikit-learn linear classifier with predict_proba."
+    )
+
+
+def _net_forward_pass(net, X, chunk_size):
+    module = net.module_
+    layer = output_layer(module, n_classes=len(net.classes_))
+    captured = {}
+
+    def keep_input_and_output(_layer, inputs, output):
+        captured["features"] = inputs[0]
+        captured["logits"] = output
+
+    features, logits = [], []
+    was_training = module.training
+    hook = layer.register_forward_hook(keep_input_and_output)
+    module.eval()
+    try:
+        with torch.inference_mode():
+            for rows in chunks(X.shape[0], chunk_size):
+                module(rows_to_tensor(X, rows).to(net.device))
+                features.append(captured["features"].flatten(1).float().cpu().numpy())
+                logits.append(captured["logits"].float().cpu().numpy())
+    finally:
+        hook.remove()
+        module.train(was_training)
+    logits = np.concatenate(logits)
+    proba = softmax(logits.astype(np.float64), axis=1)
+    return ForwardPass(proba=proba, logits=logits, features=np.concatenate(features))
+
+
+def _linear_forward_pass(model, X, chunk_size):
+    proba, logits = [], []
+    for rows in chunks(X.shape[0], chunk_size):
+        proba.append(model.predict_proba(X[rows]))
+        logits.append(
+            np.asarray(model.decision_function(X[rows])).reshape(len(proba[-1]), -1)
+        )
+    features = X.tocsr() if sparse.issparse(X) else np.asarray(X)
+    return ForwardPass(
+        proba=np.concatenate(proba).astype(np.float64),
+        logits=np.concatenate(logits),
+        features=features,
+    )

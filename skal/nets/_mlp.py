@@ -1,0 +1,142 @@
+"""The multilayer perceptron of the papers (hidden layers 512 and 256, ReLU)."""
+
+import torch
+from torch import nn
+
+from ._base import SkalNetClassifier
+from ._batches import BatchSlicer
+
+
+class MLPModule(nn.Module):
+    """Fully connected network: hidden ReLU layers, then a linear output layer.
+
+    Parameters
+    ----------
+    n_features : int
+        Input dimension (inferred from the data by :class:`MLPClassifier`).
+    n_classes : int
+        Number of output logits.
+    hidden_layer_sizes : tuple of int, default=(512, 256)
+        Widths of the hidden layers; ``()`` gives multinomial logistic regression.
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation (needed by MC-dropout).
+    """
+
+    def __init__(
+        self, n_features, n_classes, hidden_layer_sizes=(512, 256), dropout=0.0
+    ):
+        super().__init__()
+        layers = []
+        width = n_features
+        for size in hidden_layer_sizes:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = size
+        self.hidden = nn.Sequential(*layers)
+        self.output_layer = nn.Linear(width, n_classes)
+
+    def features(self, X):
+        """Penultimate representation ``h`` (the input of ``output_layer``)."""
+        return self.hidden(X)
+
+    def forward(self, X):
+        return self.output_layer(self.features(X))
+
+
+class MLPClassifier(SkalNetClassifier):
+    """skorch classifier with the papers' MLP, for dense, DataFrame or CSR input.
+
+    A ``NeuralNetClassifier`` whose module is :class:`MLPModule` (sizes inferred
+    from the data), trained with cross-entropy and SGD with momentum 0.9. Sparse
+    CSR input (TF-IDF) is never densified as a whole: each mini-batch is sliced
+    and densified on its own.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(512, 256)
+        Widths of the hidden layers (routed to ``module__hidden_layer_sizes``).
+    dropout : float, default=0.0
+        Dropout after each hidden layer (``module__dropout``).
+    lr : float, default=0.01
+        SGD learning rate. Stable on a few hundred labels with momentum 0.9; too
+        high a rate makes small-set models collapse (see DESIGN.md).
+    max_epochs : int, default=30
+        Epochs per fit (paper 001 uses 30-60).
+    batch_size : int, default=8
+        SGD mini-batch size, as in paper 001: small labeled sets still get enough
+        steps per epoch. Larger batches train faster on big labeled sets.
+    optimizer__momentum : float, default=0.9
+        SGD momentum (skorch routes it to the optimizer).
+    classes : array-like, default=None
+        Fixed label set; needed when the first labeled set may miss classes.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialization and batch shuffling.
+    **kwargs
+        Any other skorch ``NeuralNet`` parameter (``device``, ``callbacks``,
+        ``optimizer``, ``module__*``, ``iterator_train__*``, ...).
+
+    Attributes
+    ----------
+    module_ : MLPModule
+        The trained network.
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skal.nets import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = MLPClassifier(hidden_layer_sizes=(16,), max_epochs=5, random_state=0)
+    >>> net.fit(X, y).predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(512, 256),
+        dropout=0.0,
+        *,
+        lr=0.01,
+        max_epochs=30,
+        batch_size=8,
+        module=MLPModule,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        optimizer__momentum=0.9,
+        iterator_train=BatchSlicer,
+        iterator_valid=BatchSlicer,
+        iterator_train__shuffle=True,
+        train_split=None,
+        verbose=0,
+        classes=None,
+        random_state=None,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            optimizer__momentum=optimizer__momentum,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            iterator_train__shuffle=iterator_train__shuffle,
+            train_split=train_split,
+            verbose=verbose,
+            classes=classes,
+            random_state=random_state,
+            **kwargs,
+        )
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+
+    def _module_defaults(self):
+        return {
+            **super()._module_defaults(),
+            "hidden_layer_sizes": tuple(self.hidden_layer_sizes),
+            "dropout": self.dropout,
+        }
