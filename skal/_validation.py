@@ -16,14 +16,16 @@ from sklearn.utils.validation import check_array, check_is_fitted
 UNLABELED = -1
 
 
-def check_pool(X, *, n_features=None, name="X_pool", dtype=None):
+def check_pool(X, *, n_features=None, name="X_pool", dtype=None, owner="the estimator"):
     """Validate a pool (or any sample matrix) without densifying it.
 
     Parameters
     ----------
-    X : array-like or sparse matrix of shape (n_samples, n_features)
+    X : array-like or sparse matrix of shape (n_samples, n_features) or (n_samples, ...)
         Dense arrays, pandas DataFrames and scipy sparse matrices are accepted;
-        sparse input is returned as CSR, never densified.
+        sparse input is returned as CSR, never densified. Dense arrays may have
+        more than two dimensions (images); their feature count is the product of
+        the trailing dimensions.
     n_features : int, default=None
         Expected number of features (the one seen in ``fit``).
     name : str, default="X_pool"
@@ -31,6 +33,8 @@ def check_pool(X, *, n_features=None, name="X_pool", dtype=None):
     dtype : dtype or list of dtypes, default=None
         Passed to :func:`sklearn.utils.check_array`; ``None`` keeps float32 and
         float64 as they are and converts anything else to float64.
+    owner : str, default="the estimator"
+        Who expects ``n_features`` (named in the error message).
 
     Returns
     -------
@@ -46,14 +50,20 @@ def check_pool(X, *, n_features=None, name="X_pool", dtype=None):
         accept_sparse="csr",
         dtype=dtype,
         ensure_all_finite=True,
+        allow_nd=True,
         input_name=name,
     )
-    if n_features is not None and X.shape[1] != n_features:
+    if n_features is not None and n_features_of_array(X) != n_features:
         raise ValueError(
-            f"{name} has {X.shape[1]} features, but the estimator was fitted with "
-            f"{n_features} features."
+            f"{name} has {n_features_of_array(X)} features, but {owner} is expecting "
+            f"{n_features} features as input."
         )
     return X
+
+
+def n_features_of_array(X):
+    """Features per sample: the product of all but the first dimension."""
+    return int(np.prod(X.shape[1:]))
 
 
 def check_n_queries(n, n_pool):

@@ -9,10 +9,10 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 from tqdm.auto import tqdm
 
-from ._validation import UNLABELED, check_n_queries
+from ._validation import UNLABELED, check_n_queries, check_pool, n_features_of_array
 from .strategies import QueryStrategy, get_strategy
 
 HISTORY_COLUMNS = [
@@ -380,15 +380,12 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     # --- helpers -----------------------------------------------------------------
     def _validate_X(self, X, *, reset=False):
-        """sklearn's validation: finite values, sparse kept CSR, feature count."""
-        return validate_data(
-            self,
-            X,
-            reset=reset,
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            ensure_all_finite=True,
-        )
+        """Finite values, sparse kept CSR, N-D images allowed, feature count."""
+        n_features = None if reset else self.n_features_in_
+        X = check_pool(X, n_features=n_features, name="X", owner=type(self).__name__)
+        if reset:
+            self.n_features_in_ = n_features_of_array(X)
+        return X
 
     def _check_params(self):
         for name in ("batch_size", "n_rounds"):

@@ -26,7 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
 
-from .._validation import check_pool
+from .._validation import check_pool, n_features_of_array
 
 
 class SkalNetClassifier(NeuralNetClassifier):
@@ -115,9 +115,15 @@ class SkalNetClassifier(NeuralNetClassifier):
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
         n_features = None if reset else self.n_features_in_
-        X = check_pool(X, n_features=n_features, name="X", dtype=np.float32)
+        X = check_pool(
+            X,
+            n_features=n_features,
+            name="X",
+            dtype=np.float32,
+            owner=type(self).__name__,
+        )
         if reset:
-            self.n_features_in_ = X.shape[1]
+            self.n_features_in_ = n_features_of_array(X)
         return X
 
     def _module_defaults(self):

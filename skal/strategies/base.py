@@ -22,6 +22,7 @@ from .._validation import (
     check_n_queries,
     check_pool,
     n_features_of,
+    n_features_of_array,
 )
 
 
@@ -62,8 +63,8 @@ class QueryStrategy(BaseEstimator):
         self.estimator_ = estimator
         n_features = n_features_of(estimator) if estimator is not None else None
         if X is not None:
-            X = check_pool(X, n_features=n_features, name="X")
-            n_features = X.shape[1]
+            X = check_pool(X, n_features=n_features, name="X", owner="the estimator")
+            n_features = n_features_of_array(X)
             y = np.asarray(y)
             if len(y) != X.shape[0]:
                 raise ValueError(
@@ -125,7 +126,9 @@ class QueryStrategy(BaseEstimator):
                 f"This {type(self).__name__} is not fitted yet: call "
                 f"fit(X_labeled, y_labeled, estimator=...) before query or score."
             )
-        return check_pool(X_pool, n_features=self.n_features_in_)
+        return check_pool(
+            X_pool, n_features=self.n_features_in_, owner=type(self).__name__
+        )
 
     @staticmethod
     def _checked_scores(scores):

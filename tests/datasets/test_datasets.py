@@ -18,6 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils import Bunch
 
 import skal.datasets as ds
+from skal.datasets import _base, _newsgroups
 
 GROUPS = ["sci.space", "alt.atheism", "comp.graphics"]  # deliberately unsorted
 WORDS = {
@@ -95,8 +96,8 @@ def offline(monkeypatch, tmp_path):
         calls.append(kwargs)
         raise URLError("no network in tests")
 
-    monkeypatch.setattr(ds, "fetch_openml", refuse)
-    monkeypatch.setattr(ds, "fetch_20newsgroups", refuse)
+    monkeypatch.setattr(_base, "fetch_openml", refuse)
+    monkeypatch.setattr(_newsgroups, "fetch_20newsgroups", refuse)
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "sklearn_home"))
     monkeypatch.delenv("SKAL_DATA", raising=False)
     return calls
@@ -157,7 +158,7 @@ def test_20ng_other_formats_match_jsonl(tmp_path, fmt, monkeypatch):
     else:  # the real fetcher, reading only its cache (no download)
         from sklearn.datasets import fetch_20newsgroups
 
-        monkeypatch.setattr(ds, "fetch_20newsgroups", fetch_20newsgroups)
+        monkeypatch.setattr(_newsgroups, "fetch_20newsgroups", fetch_20newsgroups)
         _write_pkz(home, tmp_path)
     d = ds.load_20newsgroups(home, download_if_missing=False)
     assert d.texts_train == ref.texts_train and d.texts_test == ref.texts_test
@@ -247,7 +248,7 @@ def test_isolet_openml_fallback(tmp_path, monkeypatch, offline):
     fake = Bunch(
         data=X, target=y.astype(str), feature_names=[f"f{i}" for i in range(617)]
     )
-    monkeypatch.setattr(ds, "fetch_openml", lambda **kw: offline.append(kw) or fake)
+    monkeypatch.setattr(_base, "fetch_openml", lambda **kw: offline.append(kw) or fake)
     d = ds.load_isolet(tmp_path)
     assert offline[0]["data_id"] == 300 and offline[0]["as_frame"] is False
     assert offline[0]["data_home"] == str(tmp_path)
@@ -271,7 +272,7 @@ def test_load_openml_encodes_and_scales(tmp_path, monkeypatch):
     data[:, 1] = np.where(np.arange(n) % 2, "b", "a")
     target = np.array(["10", "9"] * (n // 2))
     fake = Bunch(data=data, target=target, feature_names=["num", "cat"])
-    monkeypatch.setattr(ds, "fetch_openml", lambda **kw: fake)
+    monkeypatch.setattr(_base, "fetch_openml", lambda **kw: fake)
     d = ds.load_openml(7, tmp_path, test_size=0.25, scale=False)
     assert list(d.target_names) == ["9", "10"]  # numeric label order
     assert set(d.X_train[:, 1]) == {0.0, 1.0} and d.X_train.dtype == np.float32
@@ -365,7 +366,7 @@ def test_digits_split():
 
 # ------------------------------------------------------------------ real copies
 def _shared_data():
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     for cand in (here.parent / "shared" / "data", Path("/work/shared/data")):
         if (cand / "isolet").is_dir():
             return cand
@@ -383,7 +384,7 @@ def test_real_copies_row_counts():
     poker = ds.load_pokerhand(SHARED, source="uci", download_if_missing=False)
     assert len(poker.y_train) + len(poker.y_test) == 25010 + 99999
     # 20NG: the reader only; vectorizing 18,846 documents would take seconds.
-    docs, _ = ds._ng_docs(SHARED, download_if_missing=False)
+    docs, _ = _newsgroups._ng_docs(SHARED, download_if_missing=False)
     assert [len(docs["train"]), len(docs["test"])] == [11314, 7532]
     groups = sorted({g for g, _, _ in docs["train"]})
     assert len(groups) == 20

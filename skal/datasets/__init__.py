@@ -1,0 +1,25 @@
+"""Dataset loaders for the skal benchmarks (paper 001, section 4.3), offline-capable.
+
+Every loader first reads local files under :func:`get_data_home` (the argument,
+else the ``SKAL_DATA`` environment variable, else ``~/skal_data``), then falls back
+to the scikit-learn fetcher or OpenML when ``download_if_missing=True``. If neither
+works, a :class:`FileNotFoundError` names every path that was looked for and how
+to obtain the data; a network error is chained as its ``__cause__``.
+
+Each loader returns a :class:`sklearn.utils.Bunch` with ``X_train, y_train,
+X_test, y_test`` (float32 arrays, or CSR for 20 Newsgroups), ``target_names``,
+``feature_names`` and a short ``DESCR``. Labels are integers ``0 .. n_classes-1``.
+"""
+
+from ._base import get_data_home
+from ._newsgroups import load_20newsgroups
+from ._tabular import load_digits_split, load_isolet, load_openml, load_pokerhand
+
+__all__ = [
+    "get_data_home",
+    "load_20newsgroups",
+    "load_digits_split",
+    "load_isolet",
+    "load_openml",
+    "load_pokerhand",
+]
