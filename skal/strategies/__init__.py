@@ -2,9 +2,24 @@
 
 from ._registry import available_strategies, get_strategy, register
 from .base import QueryStrategy, top_n
+from .diversity import BADGE, KCenterGreedy
+from .gradient import (
+    EGL,
+    EntropyGradNorm,
+    ExpectedGradNorm,
+    GradDiscrepancy,
+    SequentialGradDiscrepancy,
+)
 from .uncertainty import Entropy, LeastConfidence, Margin, RandomSampling
 
 __all__ = [
+    "BADGE",
+    "EGL",
+    "EntropyGradNorm",
+    "ExpectedGradNorm",
+    "GradDiscrepancy",
+    "KCenterGreedy",
+    "SequentialGradDiscrepancy",
     "Entropy",
     "LeastConfidence",
     "Margin",
