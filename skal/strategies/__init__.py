@@ -10,6 +10,7 @@ from .gradient import (
     GradDiscrepancy,
     SequentialGradDiscrepancy,
 )
+from .npc import NPC
 from .uncertainty import Entropy, LeastConfidence, Margin, RandomSampling
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ExpectedGradNorm",
     "GradDiscrepancy",
     "KCenterGreedy",
+    "NPC",
     "SequentialGradDiscrepancy",
     "Entropy",
     "LeastConfidence",
