@@ -15,8 +15,9 @@ Strategies never call a network directly; they ask this module for
 
 The pool is processed ``chunk_size`` rows at a time (see :func:`skal.get_config`),
 under ``torch.inference_mode()``, so memory is bounded by the chunk and the
-``N x (C + D)`` outputs, never by ``N x C x D``. Sparse pools stay sparse: only one
-chunk at a time is densified for a network.
+``N x (C + D)`` outputs, never by ``N x C x D``. Sparse pools stay sparse: modules
+that accept sparse input (skal's MLP) get torch sparse CSR chunks, others get one
+densified chunk at a time.
 """
 
 from dataclasses import dataclass
@@ -155,14 +156,38 @@ def forward_pass(estimator, X, *, chunk_size=None):
     """
     check_fitted_estimator(estimator)
     if is_torch_net(estimator):
-        return _net_forward_pass(estimator, X, chunk_size)
+        return _check_finite(_net_forward_pass(estimator, X, chunk_size))
     if is_linear_model(estimator) and hasattr(estimator, "predict_proba"):
-        return _linear_forward_pass(estimator, X, chunk_size)
+        return _check_finite(_linear_forward_pass(estimator, X, chunk_size))
     raise TypeError(
         f"{type(estimator).__name__} exposes no penultimate features: this strategy "
         f"needs a skorch net whose module ends in nn.Linear (e.g. skal's nets) or a "
         f"scikit-learn linear classifier with predict_proba."
     )
+
+
+def _check_finite(out):
+    """Raise FloatingPointError if the model's outputs contain NaN or infinity.
+
+    Strategies that do not rank by a score (BADGE, K-center, NPC) would otherwise
+    fail deep inside NumPy/SciPy with a message about "the input". Huge but finite
+    inputs overflow float32 networks, diverged training gives NaN weights.
+    """
+    for name in ("proba", "logits", "features"):
+        values = getattr(out, name)
+        values = values.data if sparse.issparse(values) else np.asarray(values)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.sum(values, dtype=np.float64)  # O(1) memory, fast path
+        if np.isfinite(total):
+            continue
+        flat = values.reshape(len(values), -1) if values.ndim else values.reshape(1)
+        if not all(np.isfinite(flat[rows]).all() for rows in chunks(len(flat))):
+            raise FloatingPointError(
+                f"The model's outputs ({name}) contain NaN or infinity: they are not "
+                f"finite (did training diverge? are the inputs too large for the "
+                f"model's float32 arithmetic?)."
+            )
+    return out
 
 
 def _net_forward_pass(net, X, chunk_size):
@@ -175,13 +200,14 @@ def _net_forward_pass(net, X, chunk_size):
         captured["logits"] = output
 
     features, logits = [], []
+    keep_sparse = getattr(module, "accepts_sparse_input", False)  # no densifying
     was_training = module.training
     hook = layer.register_forward_hook(keep_input_and_output)
     module.eval()
     try:
         with torch.inference_mode():
             for rows in chunks(X.shape[0], chunk_size):
-                module(rows_to_tensor(X, rows).to(net.device))
+                module(rows_to_tensor(X, rows, keep_sparse=keep_sparse).to(net.device))
                 features.append(captured["features"].flatten(1).float().cpu().numpy())
                 logits.append(captured["logits"].float().cpu().numpy())
     finally:

@@ -2,11 +2,15 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy import sparse
 from sklearn.datasets import load_digits, make_classification
 from sklearn.linear_model import LogisticRegression
 
 from skal.nets import MLPClassifier
+
+# Tiny networks run fastest on one thread, and pytest -n 2 already uses both cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +51,15 @@ def tiny_mlp(**params):
 def fitted_mlp(blobs):
     X, y = blobs
     return tiny_mlp().fit(X[:200], y[:200])
+
+
+@pytest.fixture
+def fitted_universal_mlp(blobs):
+    """Like fitted_mlp, with dropout and a loss-prediction module: every strategy applies."""
+    from skal.nets import LossPrediction
+
+    X, y = blobs
+    return tiny_mlp(dropout=0.2, loss_prediction=LossPrediction()).fit(X[:200], y[:200])
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 import pandas as pd
+import pytest
 
-from skal.cli import main
+from skal.cli import _parser, main
 
 
 def test_demo_prints_a_table_and_writes_a_plot(tmp_path, capsys):
@@ -29,3 +30,64 @@ def test_demo_prints_a_table_and_writes_a_plot(tmp_path, capsys):
     assert set(results["strategy"]) == {"random", "margin"}
     assert sorted(results["n_labeled"].unique()) == [10, 20, 30]
     assert (out / "learning_curves.png").stat().st_size > 1000
+
+
+def _bench_args(out, *extra):
+    return [
+        "bench", "--datasets", "digits", "--strategies", "random", "margin",
+        "--seeds", "2", "--rounds", "2", "--batch-size", "10", "--epochs", "1",
+        "--sgd-batch-size", "64", "--pool-size", "300", "--output-dir", str(out),
+        "--no-progress", "--torch-threads", "1", *extra,
+    ]  # fmt: skip
+
+
+def test_bench_flags_are_parsed():
+    args = _parser().parse_args(
+        ["bench", "--datasets", "isolet", "pokerhand", "--seeds", "3:5",
+         "--lr", "0.005", "--dask", "local", "--no-resume", "--validation-size",
+         "200"]
+    )  # fmt: skip
+    assert args.datasets == ["isolet", "pokerhand"] and args.seeds == [3, 4]
+    assert args.lr == 0.005 and args.dask == "local" and args.resume is False
+    assert args.validation_size == 200
+    defaults = _parser().parse_args(["bench"])
+    assert defaults.seeds == [0, 1, 2, 3, 4] and defaults.strategies is None
+    assert (defaults.rounds, defaults.batch_size, defaults.sgd_batch_size) == (
+        39, 100, 8,
+    )  # fmt: skip
+    assert defaults.lr_grid == [1e-4, 5e-4, 1e-3, 5e-3, 1e-2] and defaults.resume
+    assert _parser().parse_args(["bench", "--seeds", "0,7"]).seeds == [0, 7]
+    params = (
+        _parser()
+        .parse_args(
+            ["bench", "--strategy-params", "npc:max_candidates=100", "albl:x=a"]
+        )
+        .strategy_params
+    )
+    assert params == [("npc", "max_candidates", 100), ("albl", "x", "a")]
+    for bad in (["--lr", "0.1", "--lr-grid", "0.1"], ["--seeds", "x"],
+                ["--datasets", "mnist"], ["--strategy-params", "npc"]):  # fmt: skip
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["bench", *bad])
+
+
+def test_bench_end_to_end_then_resume_and_report(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(_bench_args(out, "--lr-grid", "0.001", "0.01")) == 0
+    printed = capsys.readouterr().out
+    assert "Area under the learning curve" in printed and "Loss scores" in printed
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["strategy"]) == {"random", "margin"}
+    assert set(results["dataset"]) == {"digits"} and set(results["seed"]) == {0, 1}
+    assert sorted(results["n_labeled"].unique()) == [10, 20, 30]
+    sweep = pd.read_csv(out / "lr_sweep.csv")
+    assert set(sweep["lr"]) == {0.001, 0.01} and set(sweep["n_train"]) == {10, 30}
+    assert (out / "learning_curves.pdf").stat().st_size > 1000
+
+    assert main(_bench_args(out, "--lr-grid", "0.001", "0.01")) == 0
+    assert "4 already finished" in capsys.readouterr().out
+
+    (out / "results.csv").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "Loss scores" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "results.csv")) == len(results)

@@ -207,3 +207,52 @@ def test_bad_arguments(blobs, fitted_mlp):
         gradients.last_layer_factors(fitted_mlp, X[:2], loss="label", y=[0, 9])
     with pytest.raises(ValueError, match="norm must be"):
         gradients.per_sample_gradient_norms(fitted_mlp, X[:2], norm="max")
+
+
+@pytest.mark.parametrize(
+    "loss", ["entropy", "pseudo_label", "label", "expected_cross_entropy"]
+)
+@pytest.mark.parametrize("norm", ["global", "per_tensor_sum"])
+def test_factored_gradient_norms_equal_vmap(loss, norm, blobs, fitted_mlp):
+    X, y = blobs
+    kwargs = dict(loss=loss, norm=norm, y=y[:40] if loss == "label" else None)
+    factored = gradients.per_sample_gradient_norms(
+        fitted_mlp, X[:40], method="factored", chunk_size=16, **kwargs
+    )
+    vmapped = gradients.per_sample_gradient_norms(
+        fitted_mlp, X[:40], method="vmap", **kwargs
+    )
+    np.testing.assert_allclose(factored, vmapped, rtol=1e-4)
+    last = ["output_layer.weight", "output_layer.bias"]
+    np.testing.assert_allclose(
+        gradients.per_sample_gradient_norms(
+            fitted_mlp, X[:40], parameters=last, method="factored", **kwargs
+        ),
+        gradients.per_sample_gradient_norms(
+            fitted_mlp, X[:40], parameters=last, method="vmap", **kwargs
+        ),
+        rtol=1e-4,
+    )
+
+
+def test_factored_method_needs_linear_layers(blobs):
+    X, y = blobs
+    from skorch import NeuralNetClassifier
+    from torch import nn
+
+    class WithNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(10)
+            self.output_layer = nn.Linear(10, 4)
+
+        def forward(self, X):
+            return self.output_layer(self.norm(X))
+
+    net = NeuralNetClassifier(
+        WithNorm, max_epochs=1, train_split=None, criterion=nn.CrossEntropyLoss
+    ).fit(X, y)
+    with pytest.raises(ValueError, match="factored"):
+        gradients.per_sample_gradient_norms(net, X[:5], method="factored")
+    auto = gradients.per_sample_gradient_norms(net, X[:5])  # falls back to vmap
+    assert auto.shape == (5,) and np.all(auto > 0)

@@ -12,14 +12,36 @@ X_test, y_test`` (float32 arrays, or CSR for 20 Newsgroups), ``target_names``,
 """
 
 from ._base import get_data_home
+from ._images import (
+    load_caltech101,
+    load_cifar10,
+    load_cifar10_test_jpeg,
+    load_cifar100,
+    load_cinic10,
+    load_gtsrb,
+    load_mnist,
+    load_stl10,
+    load_svhn,
+    read_idx,
+)
 from ._newsgroups import load_20newsgroups
 from ._tabular import load_digits_split, load_isolet, load_openml, load_pokerhand
 
 __all__ = [
     "get_data_home",
     "load_20newsgroups",
+    "load_caltech101",
+    "load_cifar10",
+    "load_cifar10_test_jpeg",
+    "load_cifar100",
+    "load_cinic10",
     "load_digits_split",
+    "load_gtsrb",
     "load_isolet",
+    "load_mnist",
     "load_openml",
     "load_pokerhand",
+    "load_stl10",
+    "load_svhn",
+    "read_idx",
 ]

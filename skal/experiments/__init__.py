@@ -1,4 +1,9 @@
-"""Benchmark aggregation and plots: learning curves, AULC, penalty matrix.
+"""Benchmarks: the runner of paper 001's evaluation, aggregation and plots.
+
+:func:`run_benchmark` (``skal bench``) runs every (dataset, strategy, seed) cell
+with the protocol of paper 001, section 4.3, resumably and in parallel (joblib or
+Dask); :func:`write_report` (``skal report``) aggregates and plots a results
+directory with the functions below.
 
 Results are tidy tables with one row per (dataset, model, strategy, seed, round)
 and the columns ``dataset, model, strategy, seed, round, n_labeled, accuracy``
@@ -12,10 +17,37 @@ from ._aggregate import (
     summarize,
     win_scores,
 )
+from ._benchmark import (
+    LR_GRID,
+    available_datasets,
+    find_collapses,
+    load_benchmark_data,
+    load_results,
+    make_mlp,
+    run_benchmark,
+    split_pool,
+    sweep_learning_rate,
+    write_report,
+)
 from ._plots import plot_learning_curves, plot_penalty_matrix, timing_table
+from ._runner import ParallelBackend, TaskFailure, run_cell, run_comparison
 
 __all__ = [
+    "LR_GRID",
+    "ParallelBackend",
+    "TaskFailure",
     "area_under_learning_curve",
+    "available_datasets",
+    "find_collapses",
+    "load_benchmark_data",
+    "load_results",
+    "make_mlp",
+    "run_benchmark",
+    "run_cell",
+    "run_comparison",
+    "split_pool",
+    "sweep_learning_rate",
+    "write_report",
     "loss_scores",
     "penalty_matrix",
     "plot_learning_curves",

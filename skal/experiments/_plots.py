@@ -7,6 +7,7 @@ needed; ``Figure.savefig`` writes PNG with Agg and PDF with the PDF backend.
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from ._aggregate import (
@@ -26,12 +27,26 @@ def _save(fig, path):
     return fig
 
 
-def _panel_axes(ax, n_panels):
+# tab20 reordered: its ten dark shades first, then the ten light ones.
+_COLORS = [colormaps["tab20"].colors[i] for i in (*range(0, 20, 2), *range(1, 20, 2))]
+
+
+def _line_styles(names):
+    """(color, line style) per name: 20 colors, then dashed and dotted repeats."""
+    return {
+        name: (_COLORS[i % 20], ("-", "--", ":")[i // 20 % 3])
+        for i, name in enumerate(names)
+    }
+
+
+def _panel_axes(ax, n_panels, width=4.5, height=3.5):
     """A figure and ``n_panels`` axes: new ones, or checked user-given ones."""
     if ax is None:
         ncols = min(n_panels, 3)
         nrows = -(-n_panels // ncols)
-        fig = Figure(figsize=(4.5 * ncols, 3.5 * nrows), layout="constrained")
+        fig = Figure(
+            figsize=(width * ncols + 2.5, height * nrows), layout="constrained"
+        )
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for extra in axes[n_panels:]:
             extra.set_visible(False)
@@ -73,20 +88,36 @@ def plot_learning_curves(results, path=None, ax=None, *, metric="accuracy"):
     panels = list(summary.groupby(list(EXPERIMENT), sort=True))
     if not panels:
         raise ValueError("results has no rows with a non-missing metric to plot.")
-    fig, axes = _panel_axes(ax, len(panels))
+    fig, axes = _panel_axes(ax, len(panels), width=6.0, height=4.5)
     strategies = sorted(summary["strategy"].unique(), key=str)
-    colors = {s: f"C{i % 10}" for i, s in enumerate(strategies)}  # same in all panels
+    styles = _line_styles(strategies)  # the same in every panel
+    band_alpha = 0.2 if len(strategies) <= 6 else 0.07  # many bands would hide lines
     for axis, ((dataset, model), panel) in zip(axes, panels):
         for strategy, curve in panel.groupby("strategy", sort=True):
             curve = curve.sort_values("n_labeled")
             x, mean = curve["n_labeled"], curve[f"{metric}_mean"]
             std = curve[f"{metric}_std"].fillna(0.0)
-            color = colors[strategy]
-            axis.plot(x, mean, marker=".", label=str(strategy), color=color)
-            axis.fill_between(x, mean - std, mean + std, alpha=0.2, color=color)
+            color, linestyle = styles[strategy]
+            axis.plot(
+                x,
+                mean,
+                marker=".",
+                label=str(strategy),
+                color=color,
+                linestyle=linestyle,
+            )
+            axis.fill_between(x, mean - std, mean + std, alpha=band_alpha, color=color)
         axis.set(title=f"{dataset} ({model})", xlabel="labeled points", ylabel=metric)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    # One legend for all panels, outside them, so that no curve is hidden.
+    fig.legend(
+        handles,
+        labels,
+        loc="outside right upper",
+        fontsize="small",
+        ncols=1 + len(labels) // 16,
+    )
     return _save(fig, path)
 
 

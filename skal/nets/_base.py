@@ -7,8 +7,12 @@ learning needs from a network:
 - labels of any type are encoded to ``0..C-1``, and ``classes`` fixes the label set
   even when the labeled set has not seen every class yet (early rounds);
 - input is validated like any scikit-learn estimator (NaN, feature count, sparse);
-- sparse CSR input stays sparse: batches are sliced and densified one at a time
-  (:class:`skal.nets._batches.BatchSlicer`);
+- sparse CSR input stays sparse: batches are sliced one at a time
+  (:class:`skal.nets._batches.BatchSlicer`) and densified, unless the module sets
+  ``accepts_sparse_input = True``: it then gets torch sparse CSR batches, and with
+  ``lazy_sparse_updates`` plain SGD with momentum is replaced by its exact lazy
+  version (:class:`skal.nets._sparse.LazyMomentumSGD`), which updates only the
+  first-layer rows of the features present in a batch;
 - ``random_state`` makes training reproducible without touching torch's global
   random state (training runs inside ``torch.random.fork_rng``).
 
@@ -18,15 +22,27 @@ contract :mod:`skal.embeddings` relies on.
 """
 
 import contextlib
+import inspect
+import warnings
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
+from scipy import sparse
+from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
+from skorch.dataset import unpack_data
 
+from .._config import get_config
 from .._validation import check_pool, n_features_of_array
+from ._batches import BatchSlicer, rows_to_tensor
+from ._loss_prediction import FeatureRecorder, LossPredictionModule, ranking_loss
+from ._sparse import LazyMomentumSGD, SparseInputLinear
+
+# torch.optim.SGD arguments LazyMomentumSGD accepts (it rejects non-default values
+# of all but lr and momentum).
+_LAZY_SGD_ARGS = {"lr", "momentum", "dampening", "weight_decay", "nesterov"}
 
 
 class SkalNetClassifier(NeuralNetClassifier):
@@ -36,16 +52,33 @@ class SkalNetClassifier(NeuralNetClassifier):
     parameter (``module__*``, ``optimizer__*``, ``callbacks``, ``device``, ...) is
     accepted through ``**kwargs`` and reachable by ``set_params``/GridSearchCV.
     The module class must accept ``n_features`` and ``n_classes`` keyword arguments.
+    ``lazy_sparse_updates`` (default True) lets a module with
+    ``accepts_sparse_input = True`` train on sparse input with
+    :class:`skal.nets._sparse.LazyMomentumSGD` in place of ``torch.optim.SGD``.
     """
 
-    def __init__(self, module, *args, random_state=None, **kwargs):
+    def __init__(
+        self,
+        module,
+        *args,
+        random_state=None,
+        lazy_sparse_updates=True,
+        loss_prediction=None,
+        **kwargs,
+    ):
         super().__init__(module, *args, **kwargs)
         self.random_state = random_state
+        self.lazy_sparse_updates = lazy_sparse_updates
+        self.loss_prediction = loss_prediction
 
     # --- fitting -----------------------------------------------------------------
     def _encode_targets(self, y, classes=None):
         y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        with warnings.catch_warnings():
+            # Small labeled sets (early rounds) trip sklearn's "many unique classes"
+            # warning; with `classes` given, the label set is known to be right.
+            warnings.filterwarnings("ignore", message="The number of unique classes")
+            check_classification_targets(y)
         if classes is None:
             classes = np.unique(y) if self.classes is None else self.classes
         classes = np.asarray(classes)
@@ -84,6 +117,8 @@ class SkalNetClassifier(NeuralNetClassifier):
             raise ValueError(
                 f"X has {X.shape[0]} samples but y has {len(y_encoded)} labels."
             )
+        self.sparse_input_ = sparse.issparse(X)  # chooses the optimizer at initialize
+        self.example_input_ = X[:2]  # sizes the loss-prediction module at initialize
         with self._seeded():
             if not self.warm_start or not getattr(self, "initialized_", False):
                 self.initialize()
@@ -134,7 +169,177 @@ class SkalNetClassifier(NeuralNetClassifier):
         """Instantiate the module with sizes inferred from the training data."""
         kwargs = {**self._module_defaults(), **self.get_params_for("module")}
         self.module_ = self.initialized_instance(self.module, kwargs)
+        if self.loss_prediction is not None:
+            self._attach_loss_prediction()
         return self
+
+    # --- loss prediction (Learning Loss, LPLgrad) --------------------------------------
+    def set_params(self, **params):
+        """skorch's ``set_params``; ``loss_prediction__<field>`` reaches the settings."""
+        prefix = "loss_prediction__"
+        nested = {
+            k[len(prefix) :]: params.pop(k)
+            for k in list(params)
+            if k.startswith(prefix)
+        }
+        super().set_params(**params)
+        if nested:
+            if self.loss_prediction is None:
+                raise ValueError(f"{list(nested)} given but loss_prediction is None.")
+            self.loss_prediction.set_params(**nested)
+        return self
+
+    def _attach_loss_prediction(self):
+        """Hook the feature layers and build the loss module, sized by a dry run."""
+        settings = self.loss_prediction
+        layers = settings.layers or getattr(
+            self.module_, "default_feature_layers", None
+        )
+        if not layers:
+            raise ValueError(
+                f"loss_prediction needs layer names: {type(self.module_).__name__} "
+                f"has no default_feature_layers; pass LossPrediction(layers=[...])."
+            )
+        named = dict(self.module_.named_modules())
+        unknown = [name for name in layers if name not in named]
+        if unknown:
+            raise ValueError(f"Unknown layers {unknown}; available: {list(named)[1:]}.")
+        self.loss_features_ = {}
+        for name in layers:
+            named[name].register_forward_hook(
+                FeatureRecorder(self.loss_features_, name)
+            )
+        self.module_.eval()
+        with torch.no_grad():
+            self.module_(rows_to_tensor(self.example_input_, slice(0, 2)))
+        self.module_.train()
+        channels = [self.loss_features_[name].shape[1] for name in layers]
+        self.loss_module_ = LossPredictionModule(channels, settings.width)
+        self.loss_layers_ = list(layers)
+
+    def _predicted_loss(self, detach=False):
+        features = [self.loss_features_[name] for name in self.loss_layers_]
+        if detach:
+            features = [f.detach() for f in features]
+        return self.loss_module_(features)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Target loss, plus the weighted ranking loss of the loss-prediction module."""
+        target_loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if self.loss_prediction is None or not training:
+            return target_loss
+        settings = self.loss_prediction
+        per_sample = torch.nn.functional.cross_entropy(
+            y_pred, y_true.to(y_pred.device).long(), reduction="none"
+        )
+        epoch = len(self.history) - 1
+        detach = settings.detach_epoch is not None and epoch >= settings.detach_epoch
+        predicted = self._predicted_loss(detach=detach)
+        return target_loss + settings.weight * ranking_loss(
+            predicted, per_sample, settings.margin
+        )
+
+    def predict_loss(self, X):
+        """Losses predicted by the loss-prediction module, chunk by chunk.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, ...)
+
+        Returns
+        -------
+        predicted : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        if self.loss_prediction is None:
+            raise TypeError(
+                f"This {type(self).__name__} was trained without a loss-prediction "
+                f"module: set loss_prediction=LossPrediction() and fit again."
+            )
+        X = self._validate_X(X, reset=False)
+        was_training = self.module_.training
+        self.module_.eval()
+        self.loss_module_.eval()
+        predicted = []
+        try:
+            with torch.inference_mode():
+                for rows in gen_batches(X.shape[0], get_config()["chunk_size"]):
+                    self.module_(rows_to_tensor(X, rows).to(self.device))
+                    predicted.append(self._predicted_loss().float().cpu().numpy())
+        finally:
+            self.module_.train(was_training)
+            self.loss_module_.train(was_training)
+        return np.concatenate(predicted)
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's routing; ``optimizer__momentum`` is dropped for optimizers
+        without a momentum argument (Adam...), so the SGD default does not break them."""
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        optimizer = getattr(self, prefix)
+        if "momentum" in kwargs and not _accepts(optimizer, "momentum"):
+            del kwargs["momentum"]
+        return args, kwargs
+
+    # --- lazy sparse updates ---------------------------------------------------------
+    def initialize_optimizer(self, *args, **kwargs):
+        """Create the optimizer; plain SGD on sparse input becomes LazyMomentumSGD."""
+        super().initialize_optimizer(*args, **kwargs)
+        if not (
+            self.lazy_sparse_updates
+            and getattr(self, "sparse_input_", False)
+            and getattr(self.module_, "accepts_sparse_input", False)
+            and self.optimizer is torch.optim.SGD
+        ):
+            return self
+        params = self.get_all_learnable_params()
+        opt_args, opt_kwargs = self.get_params_for_optimizer("optimizer", params)
+        if set(opt_kwargs) <= _LAZY_SGD_ARGS:
+            try:
+                self.optimizer_ = LazyMomentumSGD(*opt_args, **opt_kwargs)
+            except ValueError:
+                pass  # weight decay, Nesterov, dampening: keep the dense SGD
+        return self
+
+    def _lazy(self):
+        return isinstance(getattr(self, "optimizer_", None), LazyMomentumSGD)
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's iterator; batches stay sparse when the module accepts them.
+
+        Training batches stay sparse only with :class:`LazyMomentumSGD`: other
+        optimizers get dense batches, hence dense gradients they all support.
+        """
+        iterator = super().get_iterator(dataset, training=training)
+        if isinstance(iterator, BatchSlicer):
+            accepts = getattr(self.module_, "accepts_sparse_input", False)
+            iterator.keep_sparse = accepts and (self._lazy() or not training)
+        return iterator
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's step, after catching up the weight rows the batch will read."""
+        Xi, _ = unpack_data(batch)
+        if self._lazy() and getattr(Xi, "layout", None) == torch.sparse_csr:
+            rows = Xi.col_indices()
+            for layer in self.module_.modules():
+                if isinstance(layer, SparseInputLinear):
+                    self.optimizer_.catch_up(layer.weight, rows)
+        return super().train_step_single(batch, **fit_params)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch; after training, bring every weight up to date.
+
+        This runs before validation and the ``on_epoch_end`` callbacks (scoring,
+        checkpoints), which read the weights.
+        """
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if training and self._lazy():
+            self.optimizer_.flush()
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # Also after an interrupted epoch (skorch catches KeyboardInterrupt).
+        if self._lazy():
+            self.optimizer_.flush()
+        return super().on_train_end(net, X=X, y=y, **kwargs)
 
     # --- prediction --------------------------------------------------------------
     @property
@@ -164,3 +369,10 @@ class SkalNetClassifier(NeuralNetClassifier):
     def predict(self, X):
         """Most probable class label for each row of ``X``."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _accepts(callable_, argument):
+    try:
+        return argument in inspect.signature(callable_).parameters
+    except (TypeError, ValueError):  # no signature: let the call decide
+        return True

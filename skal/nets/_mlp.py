@@ -5,6 +5,7 @@ from torch import nn
 
 from ._base import SkalNetClassifier
 from ._batches import BatchSlicer
+from ._sparse import SparseInputLinear
 
 
 class MLPModule(nn.Module):
@@ -20,6 +21,14 @@ class MLPModule(nn.Module):
         Widths of the hidden layers; ``()`` gives multinomial logistic regression.
     dropout : float, default=0.0
         Dropout probability after each hidden activation (needed by MC-dropout).
+
+    Attributes
+    ----------
+    accepts_sparse_input : bool
+        True when there is a hidden layer: the first layer is then a
+        :class:`~skal.nets._sparse.SparseInputLinear`, which takes dense or torch
+        sparse CSR input. Without hidden layers the only layer is ``output_layer``,
+        an ``nn.Linear`` (dense input only).
     """
 
     def __init__(
@@ -29,12 +38,23 @@ class MLPModule(nn.Module):
         layers = []
         width = n_features
         for size in hidden_layer_sizes:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+            linear = SparseInputLinear if not layers else nn.Linear
+            layers += [linear(width, size), nn.ReLU()]
             if dropout:
                 layers.append(nn.Dropout(dropout))
             width = size
         self.hidden = nn.Sequential(*layers)
         self.output_layer = nn.Linear(width, n_classes)
+        self.accepts_sparse_input = bool(hidden_layer_sizes)
+
+    @property
+    def default_feature_layers(self):
+        """Names of the hidden activations: what a loss-prediction module reads."""
+        return [
+            name
+            for name, m in self.hidden.named_modules(prefix="hidden")
+            if isinstance(m, nn.ReLU)
+        ]
 
     def features(self, X):
         """Penultimate representation ``h`` (the input of ``output_layer``)."""
@@ -49,8 +69,10 @@ class MLPClassifier(SkalNetClassifier):
 
     A ``NeuralNetClassifier`` whose module is :class:`MLPModule` (sizes inferred
     from the data), trained with cross-entropy and SGD with momentum 0.9. Sparse
-    CSR input (TF-IDF) is never densified as a whole: each mini-batch is sliced
-    and densified on its own.
+    CSR input (TF-IDF) is never densified: each mini-batch is sliced and fed as a
+    torch sparse CSR tensor to the first layer, and SGD with momentum updates only
+    the first-layer weights of the features present in the batch, lazily yet exactly
+    (:class:`~skal.nets._sparse.LazyMomentumSGD`).
 
     Parameters
     ----------
@@ -68,6 +90,12 @@ class MLPClassifier(SkalNetClassifier):
         steps per epoch. Larger batches train faster on big labeled sets.
     optimizer__momentum : float, default=0.9
         SGD momentum (skorch routes it to the optimizer).
+    lazy_sparse_updates : bool, default=True
+        On sparse input, replace ``torch.optim.SGD`` by its exact lazy equivalent
+        :class:`~skal.nets._sparse.LazyMomentumSGD`. Applies only to SGD without
+        weight decay, dampening or Nesterov momentum and to networks with a hidden
+        layer; otherwise (or when False) each batch is densified and every weight
+        updated, which gives the same result more slowly.
     classes : array-like, default=None
         Fixed label set; needed when the first labeled set may miss classes.
     random_state : int, RandomState or None, default=None
@@ -112,6 +140,7 @@ class MLPClassifier(SkalNetClassifier):
         verbose=0,
         classes=None,
         random_state=None,
+        lazy_sparse_updates=True,
         **kwargs,
     ):
         super().__init__(
@@ -129,6 +158,7 @@ class MLPClassifier(SkalNetClassifier):
             verbose=verbose,
             classes=classes,
             random_state=random_state,
+            lazy_sparse_updates=lazy_sparse_updates,
             **kwargs,
         )
         self.hidden_layer_sizes = hidden_layer_sizes

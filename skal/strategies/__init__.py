@@ -1,7 +1,11 @@
 """Query strategies: one module per family, each strategy registered by name."""
 
 from ._registry import available_strategies, get_strategy, register
-from .base import QueryStrategy, top_n
+from .bandit import ALBL
+from .base import QueryStrategy, prepare_estimator, top_n
+from .bayesian import BALD, MCDropoutEntropy, VariationRatios
+from .committee import QueryByCommittee
+from .diverse_gradient import GradCosine, GradKMeans, WeightedSequentialGradDiscrepancy
 from .diversity import BADGE, KCenterGreedy
 from .gradient import (
     EGL,
@@ -10,25 +14,37 @@ from .gradient import (
     GradDiscrepancy,
     SequentialGradDiscrepancy,
 )
+from .learning_loss import LearningLoss, LPLgrad
 from .npc import NPC
 from .uncertainty import Entropy, LeastConfidence, Margin, RandomSampling
 
 __all__ = [
+    "ALBL",
+    "BALD",
     "BADGE",
     "EGL",
     "EntropyGradNorm",
     "ExpectedGradNorm",
+    "GradCosine",
     "GradDiscrepancy",
+    "GradKMeans",
     "KCenterGreedy",
+    "LearningLoss",
+    "LPLgrad",
+    "MCDropoutEntropy",
     "NPC",
     "SequentialGradDiscrepancy",
+    "WeightedSequentialGradDiscrepancy",
     "Entropy",
     "LeastConfidence",
     "Margin",
+    "QueryByCommittee",
     "QueryStrategy",
     "RandomSampling",
+    "VariationRatios",
     "available_strategies",
     "get_strategy",
     "register",
+    "prepare_estimator",
     "top_n",
 ]

@@ -13,6 +13,8 @@ to the (already trained) estimator; it never trains the estimator. ``query`` ret
 ``score(X_pool)``: higher means more informative, and ``query`` takes the top ``n``.
 """
 
+import contextlib
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
@@ -37,9 +39,16 @@ class QueryStrategy(BaseEstimator):
     ----------------
     needs_estimator : bool
         Whether ``fit`` requires a fitted estimator (False for random sampling).
+    estimator_settings : dict
+        ``{parameter: (off_value, value)}``: how the estimator must be set up for
+        this strategy (see :func:`prepare_estimator`).
     """
 
     needs_estimator = True
+    # Estimator settings the strategy is defined with, applied by
+    # `prepare_estimator` where the estimator has them switched off (e.g. dropout
+    # for MC-dropout strategies): {parameter: (value when off, value to use)}.
+    estimator_settings = {}
 
     def fit(self, X, y, *, estimator=None):
         """Prepare the strategy from the labeled set and the trained estimator.
@@ -95,7 +104,8 @@ class QueryStrategy(BaseEstimator):
         """
         X_pool = self._check_pool(X_pool)
         n = check_n_queries(n, X_pool.shape[0])
-        indices = np.asarray(self._select(X_pool, n), dtype=np.int64)
+        with _numerical_errors_raise(self):
+            indices = np.asarray(self._select(X_pool, n), dtype=np.int64)
         return indices
 
     def score(self, X_pool):
@@ -109,7 +119,9 @@ class QueryStrategy(BaseEstimator):
         -------
         scores : ndarray of shape (n_pool,)
         """
-        return self._checked_scores(self._score(self._check_pool(X_pool)))
+        X_pool = self._check_pool(X_pool)
+        with _numerical_errors_raise(self):
+            return self._checked_scores(self._score(X_pool))
 
     def _select(self, X_pool, n):
         return top_n(self._checked_scores(self._score(X_pool)), n)
@@ -141,6 +153,23 @@ class QueryStrategy(BaseEstimator):
         return scores
 
 
+@contextlib.contextmanager
+def _numerical_errors_raise(strategy):
+    """Overflow or invalid values while scoring become a clear FloatingPointError.
+
+    A NaN inside a distance or score would otherwise silently change the ranking.
+    """
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            yield
+    except FloatingPointError as exc:
+        raise FloatingPointError(
+            f"{type(strategy).__name__}: the acquisition scores are not finite "
+            f"(NaN or infinity from {exc}); the inputs or the model's outputs are too "
+            f"large: standardize the features or check that training converged."
+        ) from exc
+
+
 def top_n(scores, n):
     """Indices of the ``n`` largest scores, largest first; ties go to the lower index.
 
@@ -157,3 +186,40 @@ def top_n(scores, n):
         candidates = np.arange(len(scores))
     order = np.lexsort((candidates, -scores[candidates]))
     return candidates[order][:n]
+
+
+def prepare_estimator(estimator, strategy):
+    """A clone of ``estimator`` set up as ``strategy`` needs, or ``estimator`` itself.
+
+    Some strategies are defined together with a training setup: MC-dropout
+    strategies need dropout, Learning Loss and LPLgrad a loss-prediction module.
+    Where ``estimator`` has such a parameter switched off, the clone gets the
+    strategy's value; an estimator without the parameter is returned unchanged (the
+    strategy then raises its own clear error).
+
+    Parameters
+    ----------
+    estimator : estimator
+    strategy : QueryStrategy or str
+
+    Returns
+    -------
+    estimator : estimator
+    """
+    from sklearn.base import clone
+
+    from ._registry import get_strategy
+
+    if isinstance(strategy, str):
+        strategy = get_strategy(strategy)
+    params = estimator.get_params(deep=False)
+    changes = {
+        name: value
+        for name, (off, value) in type(strategy).estimator_settings.items()
+        if name in params and params[name] == off
+    }
+    if not changes:
+        return estimator
+    return clone(estimator).set_params(
+        **{k: clone(v) if hasattr(v, "get_params") else v for k, v in changes.items()}
+    )

@@ -114,7 +114,7 @@ class GradCosine(GradDiscrepancy):
         relevance = scores / max(scores.max(), 1e-300)
         a_norms = np.sqrt(gradients._row_sq_norms(factors.a))
         h_norms = np.sqrt(gradients._row_sq_norms(factors.h))
-        norms = np.maximum(a_norms * h_norms, 1e-300)
+        norms = a_norms * h_norms
         max_cosine = np.full(len(scores), -np.inf)
         available = np.ones(len(scores), dtype=bool)
         picks = []
@@ -127,7 +127,11 @@ class GradCosine(GradDiscrepancy):
             picks.append(pick)
             available[pick] = False
             inner = factors.inner_with(factors.a[pick], _row(factors.h, pick))
-            max_cosine = np.maximum(max_cosine, inner / (norms * norms[pick]))
+            denominator = norms * norms[pick]
+            cosine = np.divide(
+                inner, denominator, out=np.zeros_like(inner), where=denominator > 0
+            )
+            max_cosine = np.maximum(max_cosine, cosine)
         return np.asarray(picks)
 
 

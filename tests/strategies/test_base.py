@@ -21,17 +21,21 @@ def fitted_strategy(name, X, y, estimator):
 
 
 @pytest.mark.parametrize("name", available_strategies())
-def test_query_returns_n_distinct_indices_for_every_input_type(name, blobs, fitted_mlp):
+def test_query_returns_n_distinct_indices_for_every_input_type(
+    name, blobs, fitted_universal_mlp
+):
     X, y = blobs
     pool = X[200:260]
-    strategy = fitted_strategy(name, X[:200], y[:200], fitted_mlp)
+    strategy = fitted_strategy(name, X[:200], y[:200], fitted_universal_mlp)
     expected = strategy.query(pool, 10)
     for variant in (
         pool.astype(np.float64),
         pd.DataFrame(pool),
         sparse.csr_matrix(pool),
     ):
-        picked = fitted_strategy(name, X[:200], y[:200], fitted_mlp).query(variant, 10)
+        picked = fitted_strategy(name, X[:200], y[:200], fitted_universal_mlp).query(
+            variant, 10
+        )
         np.testing.assert_array_equal(picked, expected)
     assert expected.dtype == np.int64
     assert len(set(expected.tolist())) == 10
@@ -41,10 +45,10 @@ def test_query_returns_n_distinct_indices_for_every_input_type(name, blobs, fitt
 
 
 @pytest.mark.parametrize("name", available_strategies())
-def test_inputs_are_not_modified(name, blobs, fitted_mlp):
+def test_inputs_are_not_modified(name, blobs, fitted_universal_mlp):
     X, y = blobs
     X_labeled, y_labeled, pool = X[:200].copy(), y[:200].copy(), X[200:].copy()
-    fitted_strategy(name, X_labeled, y_labeled, fitted_mlp).query(pool, 5)
+    fitted_strategy(name, X_labeled, y_labeled, fitted_universal_mlp).query(pool, 5)
     np.testing.assert_array_equal(X_labeled, X[:200])
     np.testing.assert_array_equal(y_labeled, y[:200])
     np.testing.assert_array_equal(pool, X[200:])
@@ -60,16 +64,16 @@ def test_inputs_are_not_modified(name, blobs, fitted_mlp):
         (True, TypeError, "integer"),
     ],
 )
-def test_bad_n(n, error, message, blobs, fitted_mlp):
+def test_bad_n(n, error, message, blobs, fitted_universal_mlp):
     X, y = blobs
-    strategy = Entropy().fit(X[:200], y[:200], estimator=fitted_mlp)
+    strategy = Entropy().fit(X[:200], y[:200], estimator=fitted_universal_mlp)
     with pytest.raises(error, match=message):
         strategy.query(X[200:260], n)
 
 
-def test_bad_pools(blobs, fitted_mlp):
+def test_bad_pools(blobs, fitted_universal_mlp):
     X, y = blobs
-    strategy = Entropy().fit(X[:200], y[:200], estimator=fitted_mlp)
+    strategy = Entropy().fit(X[:200], y[:200], estimator=fitted_universal_mlp)
     with pytest.raises(ValueError, match="empty"):
         strategy.query(X[:0], 1)
     with_nan = X[200:220].copy()
@@ -94,9 +98,9 @@ def test_unfitted_estimator_and_strategy(blobs):
         Entropy().query(X, 1)
 
 
-def test_non_finite_model_output_is_an_error_not_a_ranking(blobs, fitted_mlp):
+def test_non_finite_model_output_is_an_error_not_a_ranking(blobs, fitted_universal_mlp):
     X, y = blobs
-    broken = clone(fitted_mlp).fit(X[:50], y[:50])
+    broken = clone(fitted_universal_mlp).fit(X[:50], y[:50])
     with __import__("torch").no_grad():
         broken.module_.output_layer.weight.fill_(float("nan"))
     strategy = Entropy().fit(X[:50], y[:50], estimator=broken)
@@ -127,3 +131,19 @@ def test_strategies_clone_and_expose_params():
     for name in available_strategies():
         strategy = get_strategy(name)
         assert clone(strategy).get_params() == strategy.get_params()
+
+
+def test_prepare_estimator_sets_up_what_a_strategy_is_defined_with():
+    from skal.nets import LossPrediction
+    from skal.strategies import prepare_estimator
+
+    net = tiny_mlp()
+    assert prepare_estimator(net, "entropy") is net
+    assert prepare_estimator(net, "bald").dropout == 0.1
+    assert isinstance(prepare_estimator(net, "lplgrad").loss_prediction, LossPrediction)
+    assert (
+        net.dropout == 0.0 and net.loss_prediction is None
+    )  # the original is untouched
+    assert prepare_estimator(tiny_mlp(dropout=0.3), "bald").dropout == 0.3
+    logreg = LogisticRegression()
+    assert prepare_estimator(logreg, "bald") is logreg  # no such parameter: unchanged

@@ -1,0 +1,258 @@
+"""A first layer for sparse input, and SGD with momentum that updates it lazily.
+
+On TF-IDF input (tens of thousands of features, ~100 non-zeros per row) the first
+layer holds almost all the weights, yet a mini-batch touches only the rows of the
+features present in it. :class:`SparseInputLinear` computes the layer from a torch
+sparse CSR batch with ``embedding_bag`` and yields a sparse gradient over those rows;
+:class:`LazyMomentumSGD` then applies SGD with momentum to those rows only, and owes
+every other row its momentum-only steps, which it applies in closed form when the row
+is next read (:meth:`LazyMomentumSGD.catch_up`, :meth:`LazyMomentumSGD.flush`).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SparseInputLinear(nn.Module):
+    """``nn.Linear`` that also accepts torch sparse CSR input.
+
+    The weight is stored transposed, shape ``(in_features, out_features)``, so the
+    weights of one input feature are one contiguous row. On sparse CSR input the
+    output is ``embedding_bag`` over the non-zeros (weighted by their values) plus the
+    bias, and the weight gradient is sparse: it holds only the rows of the features
+    present in the batch. Dense input gives ``X @ weight + bias`` and a dense gradient.
+
+    Parameters
+    ----------
+    in_features : int
+    out_features : int
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (in_features, out_features)
+        Initialized with exactly the values ``nn.Linear(in_features, out_features)``
+        draws from the same random state (uniform in +-1/sqrt(in_features)),
+        transposed.
+    bias : torch.nn.Parameter of shape (out_features,)
+        Uniform in +-1/sqrt(in_features), as in ``nn.Linear``.
+    """
+
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        # Draw in nn.Linear's (out, in) layout and order, so seeded networks get the
+        # same initial weights as with nn.Linear.
+        weight = torch.empty(self.out_features, self.in_features)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+        self.weight.copy_(weight.t())
+        bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, X):
+        if X.layout == torch.sparse_csr:
+            offsets = X.crow_indices()[:-1]
+            out = F.embedding_bag(
+                X.col_indices(),
+                self.weight,
+                offsets,
+                mode="sum",
+                sparse=True,
+                per_sample_weights=X.values(),
+            )
+            return out + self.bias
+        return F.linear(X, self.weight.t(), self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class LazyMomentumSGD(torch.optim.Optimizer):
+    """SGD with momentum, applied lazily and exactly to rows with sparse gradients.
+
+    For a parameter with a dense gradient this is ``torch.optim.SGD`` (no dampening,
+    no Nesterov, no weight decay): ``v = mu * v + g``, ``w -= lr * v``. For a
+    parameter with a sparse gradient (e.g. :class:`SparseInputLinear`'s weight on
+    sparse input) only the rows present in the gradient are updated. A row absent
+    for ``k`` steps owes ``k`` momentum-only steps, applied in closed form when it is
+    next touched: ``v <- mu**k * v`` and ``w <- w - lr * v * mu (1 - mu**k) / (1 - mu)``.
+    Each row records the last step applied to it. The result equals ``torch.optim.SGD``
+    on the dense gradient up to float rounding; a row first touched at step ``t`` gets
+    ``v = g_t`` as in torch (its velocity was zero before).
+
+    Stale rows must be caught up before the weights are read: call
+    :meth:`catch_up` with the rows of a batch before its forward pass, and
+    :meth:`flush` before predicting, validating or saving.
+
+    A change of ``lr`` or ``momentum`` between steps (LR schedulers) stays exact: the
+    step that sees the change first catches every row up with the old values. A
+    schedule that changes ``lr`` at every step thus costs a dense update per step.
+
+    Parameters
+    ----------
+    params : iterable of tensors or dicts
+        Parameters or parameter groups, as for any torch optimizer.
+    lr : float, default=1e-3
+        Learning rate.
+    momentum : float, default=0
+        Momentum factor ``mu``, in ``[0, 1)``.
+    dampening, weight_decay : float, default=0
+        Must be 0 (only accepted so that SGD's arguments can be passed through).
+    nesterov : bool, default=False
+        Must be False.
+
+    Raises
+    ------
+    ValueError
+        For a negative ``lr``, ``momentum`` outside ``[0, 1)``, or non-zero
+        ``dampening``/``weight_decay`` or ``nesterov=True`` in any parameter group.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        if group["lr"] < 0:
+            raise ValueError(f"Invalid learning rate: {group['lr']}.")
+        if not 0 <= group["momentum"] < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {group['momentum']}.")
+        if group["dampening"] or group["weight_decay"] or group["nesterov"]:
+            raise ValueError(
+                "LazyMomentumSGD supports neither dampening, weight decay nor "
+                "Nesterov momentum; use torch.optim.SGD for those."
+            )
+
+    @torch.no_grad()
+    def catch_up(self, param, rows):
+        """Apply the momentum-only steps owed by ``param[rows]``.
+
+        Parameters
+        ----------
+        param : torch.nn.Parameter
+            A parameter of this optimizer (others are ignored).
+        rows : LongTensor
+            Row indices; repeats are allowed.
+        """
+        if "row_step" in self.state.get(param, {}):
+            self._catch_up(param, torch.unique(rows))
+
+    @torch.no_grad()
+    def flush(self):
+        """Catch up every row of every parameter, so the weights can be read."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if "row_step" in self.state.get(param, {}):
+                    self._catch_up(param)
+
+    def _catch_up(self, param, rows=None):
+        """Apply the steps owed by ``param[rows]``; all rows, in place, if None."""
+        state = self.state[param]
+        row_step = state["row_step"] if rows is None else state["row_step"][rows]
+        # row_step may be float after load_state_dict (torch casts state tensors to
+        # the parameter's dtype): exact up to 2**24 steps in float32.
+        owed = state["step"] - row_step
+        stale = owed > 0
+        if not stale.any():
+            return
+        if rows is not None:
+            rows, owed = rows[stale], owed[stale]
+        lr, mu = state["hyper"]
+        decay = mu ** owed.double()
+        moved = -lr * mu * (1 - decay) / (1 - mu)  # -lr (mu + mu**2 + ... + mu**owed)
+        buffer = state["momentum_buffer"]
+        decay, moved = decay.to(buffer.dtype)[:, None], moved.to(param.dtype)[:, None]
+        if rows is None:
+            # Rows already up to date get decay 1 and moved 0: unchanged, exactly.
+            param.addcmul_(buffer, moved)
+            buffer.mul_(decay)
+            state["row_step"].fill_(state["step"])
+            return
+        # index_select is several times faster than buffer[rows] for row gathers.
+        velocity = buffer.index_select(0, rows)
+        param.index_add_(0, rows, velocity * moved)
+        buffer.index_copy_(0, rows, velocity.mul_(decay))
+        state["row_step"][rows] = state["step"]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one optimization step (see the class docstring).
+
+        Parameters
+        ----------
+        closure : callable, default=None
+            Re-evaluates the model and returns the loss.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            hyper = (float(group["lr"]), float(group["momentum"]))
+            for param in group["params"]:
+                if param.grad is not None:
+                    self._update(param, param.grad, hyper)
+        return loss
+
+    def _update(self, param, grad, hyper):
+        state = self.state[param]
+        lr, mu = hyper
+        if grad.is_sparse:
+            grad = grad.coalesce()
+            if "row_step" not in state:
+                # v_0 = 0: the first mu * v + g below gives v = g, as torch does.
+                state.setdefault("momentum_buffer", torch.zeros_like(param))
+                state.setdefault("step", 0)
+                state["row_step"] = torch.full(
+                    (len(param),), state["step"], device=param.device
+                )
+                state["hyper"] = hyper
+        if "row_step" in state:
+            if not grad.is_sparse or state["hyper"] != hyper:
+                # A dense step touches every row; owed steps use the old lr/momentum.
+                self._catch_up(param)
+                state["hyper"] = hyper
+            else:  # a no-op when the caller caught up before the forward pass
+                self._catch_up(param, grad.indices()[0])
+        state["step"] = state.get("step", 0) + 1
+        if grad.is_sparse:
+            rows, values = grad.indices()[0], grad.values()
+            buffer = state["momentum_buffer"]
+            velocity = buffer.index_select(0, rows).mul_(mu).add_(values)
+            buffer.index_copy_(0, rows, velocity)
+            param.index_add_(0, rows, velocity, alpha=-lr)
+            state["row_step"][rows] = state["step"]
+            return
+        buffer = state.get("momentum_buffer")
+        if buffer is None:
+            buffer = state["momentum_buffer"] = grad.detach().clone()
+        else:
+            buffer.mul_(mu).add_(grad)
+        param.add_(buffer, alpha=-lr)
+        if "row_step" in state:
+            state["row_step"].fill_(state["step"])
