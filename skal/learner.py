@@ -7,13 +7,20 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from tqdm.auto import tqdm
 
-from ._validation import UNLABELED, check_n_queries, check_pool, n_features_of_array
-from .strategies import QueryStrategy, get_strategy
+from ._config import get_config
+from ._validation import (
+    UNLABELED,
+    check_n_queries,
+    check_pool,
+    n_features_of_array,
+    num_samples,
+)
+from .strategies import QueryStrategy, RandomSampling, get_strategy, top_n
 
 HISTORY_COLUMNS = [
     "round",
@@ -63,6 +70,17 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ``oracle(indices) -> labels`` for rows ``indices`` of the ``X`` given to
         ``fit``. A returned label of ``-1`` means "could not label": the row is
         dropped from the pool and never asked again.
+    oracle_batch_size : int, default=None
+        Rows per oracle call. ``None`` asks for a whole query batch at once; ``1``
+        asks one row at a time (a person at a terminal), so that with a
+        ``label_store`` every answer is durable as soon as it is given.
+    label_store : str, path-like or LabelStore, default=None
+        Where the oracle's answers are written, each oracle call in one committed
+        transaction, before anything else happens (a path means an SQLite file,
+        see :mod:`skal.label_store`). If the store already holds answers for
+        this pool, ``fit`` continues that session: stored labels are reused and
+        never asked again, and the rounds continue where they stopped (see
+        :meth:`resume`). A store created for another pool is refused.
     classes : array-like, default=None
         The full label set. Inferred from ``y`` when omitted; passed to estimators
         that accept ``classes`` (skal's nets) so that early models already have
@@ -111,6 +129,8 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         n_rounds=10,
         subsample=None,
         oracle=None,
+        oracle_batch_size=None,
+        label_store=None,
         classes=None,
         random_state=None,
         verbose=0,
@@ -122,6 +142,8 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.n_rounds = n_rounds
         self.subsample = subsample
         self.oracle = oracle
+        self.oracle_batch_size = oracle_batch_size
+        self.label_store = label_store
         self.classes = classes
         self.random_state = random_state
         self.verbose = verbose
@@ -149,14 +171,93 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if len(y) != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {len(y)} labels.")
         unlabeled = _unlabeled_mask(y)
-        check_classification_targets(y[~unlabeled] if (~unlabeled).any() else [0, 1])
         simulate = not unlabeled.any()
+        if self.label_store is None:
+            return self._fit(X, y, eval_set, simulate, session=None)
+        if simulate:
+            raise ValueError(
+                "label_store records an oracle's answers, but every label in y is "
+                "known (a simulation): mark the rows to ask for with -1."
+            )
+        from .label_store import LabelingSession
+
+        session = LabelingSession(self.label_store, X, self.get_params(deep=False))
+        try:
+            return self._fit(X, y, eval_set, simulate, session)
+        finally:
+            session.close()
+
+    @classmethod
+    def resume(cls, X, y, label_store, *, eval_set=None, **params):
+        """Continue a labeling session from its label store.
+
+        Rebuilds the learner from the parameters the store kept (``params``
+        override them; the ``oracle`` is code and is never stored), verifies that
+        ``X`` is the pool the session labeled (raising
+        :class:`~skal.label_store.LabelStoreMismatchError` otherwise), restores
+        every stored label, retrains and continues with the next query. Stored
+        labels are never asked again or duplicated; an interrupted round is
+        completed first. Durability holds per oracle call: see
+        ``oracle_batch_size`` and :mod:`skal.label_store`.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
+            The same pool as when the session started.
+        y : array-like of shape (n_samples,) or None
+            The labels given when the session started (``-1`` = unlabeled);
+            ``None`` means none were given.
+        label_store : str, path-like or LabelStore
+        eval_set : tuple (X_eval, y_eval), default=None
+        **params
+            Constructor parameters, e.g. ``oracle=ask`` (needed to continue
+            asking), or ``estimator=...`` when the store could not keep it.
+
+        Returns
+        -------
+        learner : ActiveLearner
+            Fitted. Its ``history_`` starts with the model trained on the restored
+            labels.
+        """
+        from .label_store import stored_learner_params
+
+        stored, not_stored = stored_learner_params(label_store)
+        missing = [name for name in not_stored if name not in params]
+        if missing:
+            raise ValueError(
+                f"The label store could not keep the parameters {missing} (only skal "
+                f"and scikit-learn objects are stored, never code); pass them to "
+                f"resume, e.g. ActiveLearner.resume(X, y, store, {missing[0]}=...)."
+            )
+        learner = cls(**{**stored, **params, "label_store": label_store})
+        if y is None:
+            y = np.full(num_samples(X), UNLABELED)
+        return learner.fit(X, y, eval_set=eval_set)
+
+    def _fit(self, X, y, eval_set, simulate, session):
+        """The loop of :meth:`fit`; ``session`` links it to a label store."""
+        self._session = session
+        try:
+            return self._run_rounds(X, y, eval_set, simulate)
+        finally:
+            del self._session
+
+    def _run_rounds(self, X, y, eval_set, simulate):
+        session = self._session
+        asked, declined = {}, np.zeros(len(y), dtype=bool)
+        known = np.flatnonzero(~_unlabeled_mask(y))
+        n_given = len(known)
+        if session is not None:
+            asked = session.asked_per_round()
+            y, restored, declined = session.restore(y)
+            known = np.concatenate([known, restored])
+        unlabeled = _unlabeled_mask(y)
+        check_classification_targets(y[~unlabeled] if (~unlabeled).any() else [0, 1])
         if eval_set is not None:
             eval_set = (self._validate_X(eval_set[0]), column_or_1d(eval_set[1]))
 
         rng = check_random_state(self.random_state)
         n_initial, batch_size = self._sizes()
-        known = np.flatnonzero(~unlabeled)
         if simulate:
             budget = n_initial + self.n_rounds * batch_size
             if budget > X.shape[0]:
@@ -169,22 +270,37 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             self.classes_ = self._infer_classes(y)
             labeled = rng.choice(X.shape[0], n_initial, replace=False)
             labels = y[labeled]
-            reveal = y.__getitem__
+
+            def reveal(rows, round_):
+                return y[rows]
         else:
             self.classes_ = self._infer_classes(y[known])
             labeled, labels = known, y[known]
             reveal = self._ask_oracle
-            if len(known) == 0:
-                if self.oracle is None:
-                    raise ValueError(
-                        "y marks every row as unlabeled (-1) and no oracle was given: "
-                        "nothing to train on."
-                    )
-                labeled = rng.choice(
-                    X.shape[0], min(n_initial, X.shape[0]), replace=False
+            if len(known) == 0 and self.oracle is None:
+                raise ValueError(
+                    "y marks every row as unlabeled (-1) and no oracle was given: "
+                    "nothing to train on."
                 )
-                labeled, labels = self._keep_answered(labeled, reveal(labeled))
+            if n_given == 0 and self.oracle is not None:
+                # permutation()[:n] draws like choice(n, replace=False). A resumed
+                # session draws the same way (same seeds downstream) and asks only
+                # the rows of the initial set it is still missing.
+                order = rng.permutation(X.shape[0])
+                n_missing = min(n_initial, X.shape[0]) - asked.get(0, 0)
+                draw = order[~(declined | ~unlabeled)[order]][: max(n_missing, 0)]
+                if len(draw):
+                    new, new_labels = self._keep_answered(draw, reveal(draw, 0))
+                    labeled = np.concatenate([labeled, new])
+                    labels = np.concatenate([labels, new_labels])
         n_rounds = self.n_rounds if (simulate or self.oracle is not None) else 0
+        # Rounds still to run and their sizes; a resumed session completes the
+        # round it was interrupted in.
+        plan = [
+            (round_, batch_size - asked.get(round_, 0))
+            for round_ in range(1, n_rounds + 1)
+            if batch_size - asked.get(round_, 0) > 0
+        ]
 
         # Independent streams, so that (for a given seed) every strategy trains the
         # same round-0 model and the models' seeds do not depend on the strategy.
@@ -197,13 +313,14 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         history = []
         available = np.ones(X.shape[0], dtype=bool)
         if not simulate:
-            available &= unlabeled
+            available &= unlabeled & ~declined
         available[labeled] = False
         queried, acquisition_seconds = labeled, 0.0
-        for round_ in tqdm(
-            range(n_rounds + 1), disable=not self.verbose, desc="rounds"
-        ):
+        round_ = plan[0][0] - 1 if plan else n_rounds
+        progress = tqdm(total=len(plan) + 1, disable=not self.verbose, desc="rounds")
+        while True:
             training_seconds = self._train(self._labeled_X, self._labeled_y)
+            progress.update()
             history.append(
                 (
                     round_,
@@ -214,16 +331,23 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                     self._eval_score(eval_set),
                 )
             )
-            if round_ == n_rounds or not available.any():
+            if not plan or not available.any():
                 break
-            start = time.perf_counter()
-            queried = self._acquire(X, np.flatnonzero(available), batch_size)
+            round_, n_queries = plan.pop(0)
+            start = time.perf_counter()  # strategy fit + query: the acquisition cost
+            self.strategy_.fit(
+                self._labeled_X, self._labeled_y, estimator=self.estimator_
+            )
+            queried = self._acquire(X, np.flatnonzero(available), n_queries)
             acquisition_seconds = time.perf_counter() - start
             available[queried] = False
-            queried, new_labels = self._keep_answered(queried, reveal(queried))
+            queried, new_labels = self._keep_answered(queried, reveal(queried, round_))
             labeled = np.concatenate([labeled, queried])
             self._labeled_X = _stack(self._labeled_X, _take(X, queried))
             self._labeled_y = np.concatenate([self._labeled_y, new_labels])
+        progress.close()
+        # Ready for query(): the strategy sees the final model and labeled set.
+        self.strategy_.fit(self._labeled_X, self._labeled_y, estimator=self.estimator_)
         self.labeled_indices_ = labeled
         self.history_ = pd.DataFrame(history, columns=HISTORY_COLUMNS)
         return self
@@ -232,12 +356,32 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """Fit the strategy on the current model and pick rows of ``X`` from ``pool``."""
         if self.subsample is not None and len(pool) > self.subsample:
             pool = np.sort(self._rng.choice(pool, self.subsample, replace=False))
-        n = min(batch_size, len(pool))
-        picks = self.strategy_.query(_take(X, pool), n)
-        return pool[picks]
+        return self._pick(X, min(batch_size, len(pool)), pool)
+
+    def _pick(self, X, n, candidates=None):
+        """Rows of ``X`` (among ``candidates``, default all) the strategy picks."""
+        size = X.shape[0] if candidates is None else len(candidates)
+        chunk_size = get_config()["chunk_size"]
+        if size > chunk_size and _ranks_points(self.strategy_):
+            # Score chunk by chunk: the strategy's query would keep features of
+            # every row, and X[candidates] would copy nearly the whole pool (2.5 GB
+            # for a 1M x 617 float32 memmap). Same scores, hence the same picks.
+            scores = np.concatenate(
+                [
+                    self.strategy_.score(
+                        X[rows] if candidates is None else _take(X, candidates[rows])
+                    )
+                    for rows in gen_batches(size, chunk_size)
+                ]
+            )
+            picks = top_n(scores, n)
+        else:
+            pool = X if candidates is None else _take(X, candidates)
+            picks = self.strategy_.query(pool, n)
+        return picks if candidates is None else candidates[picks]
 
     def _train(self, X, y):
-        """Train a fresh clone on (X, y), refit the strategy; return the seconds."""
+        """Train a fresh clone of the estimator on (X, y); return the seconds."""
         estimator = clone(self._base_estimator())
         _seed_unset_random_states(estimator, self._model_rng)
         if "classes" in estimator.get_params(deep=False):
@@ -257,21 +401,37 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             raise
         seconds = time.perf_counter() - start
         self.estimator_ = estimator
-        self.strategy_.fit(X, y, estimator=estimator)
         return seconds
 
-    def _ask_oracle(self, indices):
-        labels = column_or_1d(self.oracle(np.asarray(indices)))
-        if len(labels) != len(indices):
-            raise ValueError(
-                f"The oracle returned {len(labels)} labels for {len(indices)} rows."
-            )
-        return labels
+    def _ask_oracle(self, indices, round_):
+        """Ask the oracle, ``oracle_batch_size`` rows per call; store each answer."""
+        indices = np.asarray(indices)
+        step = self.oracle_batch_size or max(len(indices), 1)
+        answers = []
+        for start in range(0, max(len(indices), 1), step):
+            rows = indices[start : start + step]
+            labels = column_or_1d(self.oracle(rows))
+            if len(labels) != len(rows):
+                raise ValueError(
+                    f"The oracle returned {len(labels)} labels for {len(rows)} rows."
+                )
+            # Checked before storing: a bad label must not poison a resumed session.
+            self._check_known_classes(labels[~_unlabeled_mask(labels)])
+            if self._session is not None:
+                self._session.add(round_, rows, labels)
+            answers.append(labels)
+        return np.concatenate(answers)
 
     def _keep_answered(self, indices, labels):
         """Drop rows the oracle declined (-1); reject labels outside ``classes``."""
         answered = ~_unlabeled_mask(labels)
         indices, labels = np.asarray(indices)[answered], labels[answered]
+        self._check_known_classes(labels)
+        if self.classes is None:
+            self.classes_ = np.union1d(self.classes_, labels)
+        return indices, labels
+
+    def _check_known_classes(self, labels):
         if self.classes is not None:
             unknown = ~np.isin(labels, self.classes_)
             if unknown.any():
@@ -279,9 +439,6 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                     f"Labels {np.unique(labels[unknown]).tolist()} are not in "
                     f"classes={list(self.classes_)}."
                 )
-        else:
-            self.classes_ = np.union1d(self.classes_, labels)
-        return indices, labels
 
     # --- use after fit -----------------------------------------------------------
     def query(self, X_pool, n):
@@ -298,8 +455,8 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X_pool = self._validate_X(X_pool)
-        check_n_queries(n, X_pool.shape[0])
-        return self.strategy_.query(X_pool, n)
+        n = check_n_queries(n, X_pool.shape[0])
+        return np.asarray(self._pick(X_pool, n), dtype=np.int64)
 
     def teach(self, X_new, y_new):
         """Add labeled samples and retrain from scratch on everything labeled.
@@ -326,6 +483,7 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self._labeled_X = _stack(self._labeled_X, X_new)
         self._labeled_y = np.concatenate([self._labeled_y, y_new])
         seconds = self._train(self._labeled_X, self._labeled_y)
+        self.strategy_.fit(self._labeled_X, self._labeled_y, estimator=self.estimator_)
         row = (
             int(self.history_["round"].iloc[-1]) + 1,
             len(self._labeled_y),
@@ -403,6 +561,13 @@ class ActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 )
         if self.oracle is not None and not callable(self.oracle):
             raise TypeError("oracle must be callable: oracle(indices) -> labels.")
+        size = self.oracle_batch_size
+        if size is not None and (
+            isinstance(size, bool) or not isinstance(size, Integral) or size < 1
+        ):
+            raise ValueError(
+                f"oracle_batch_size must be a positive integer or None, got {size!r}."
+            )
 
     def _sizes(self):
         n_initial = self.batch_size if self.n_initial is None else self.n_initial
@@ -458,6 +623,21 @@ def _unlabeled_mask(y):
     if y.dtype.kind in "iuf":
         return y == UNLABELED
     return np.array([label == UNLABELED for label in y], dtype=bool)
+
+
+def _ranks_points(strategy):
+    """True if ``query`` is the top ``n`` of ``score`` whatever the chunking.
+
+    That is the protocol's default ``query``, with deterministic scores: scores
+    drawn per call (MC dropout) would change with the chunks. Random sampling's
+    uniform draws come out the same in chunks.
+    """
+    cls = type(strategy)
+    if cls.query is not QueryStrategy.query or cls._select is not QueryStrategy._select:
+        return False
+    return "random_state" not in strategy.get_params() or isinstance(
+        strategy, RandomSampling
+    )
 
 
 def _take(X, indices):

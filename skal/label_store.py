@@ -1,0 +1,574 @@
+"""Durable labeling sessions: every label an oracle gives is stored at once.
+
+When the oracle is a person, every label costs money. Give an
+:class:`~skal.ActiveLearner` a ``label_store`` and each answer (a label, or ``-1``
+for "could not label") is written to it, in one committed transaction, as soon as
+the oracle returns and before anything else happens. A session interrupted by
+Ctrl-C, an exception or a killed process continues with
+:meth:`ActiveLearner.resume <skal.ActiveLearner.resume>` (or by calling ``fit``
+again with the same store): stored labels are reused, never asked again and never
+duplicated.
+
+Durability granularity
+----------------------
+One oracle call. By default the learner asks the oracle for a whole query batch
+at once, so an oracle that fails (or a process that dies) in the middle of a
+batch loses that batch's answers: they were never returned. With
+``ActiveLearner(oracle_batch_size=1)`` the oracle is asked one row at a time (the
+natural mode for a person at a terminal) and every single answer is durable the
+moment the oracle returns it. SQLite's ``synchronous=FULL`` makes each commit
+survive a power loss, not only a crash of the process.
+
+What is stored
+--------------
+- per label: the pool index, the label (JSON: int, float or str), the round
+  (0 for the initial random set, then 1, 2, ...), the time, and a fingerprint of
+  the row (:func:`row_fingerprint`);
+- per session, once: the pool's shape and fingerprint (:func:`pool_fingerprint`)
+  and the learner's parameters needed to resume (``batch_size``, ``n_rounds``,
+  ``random_state``, the strategy and estimator as class name plus parameters
+  where they are skal or scikit-learn objects; never pickled code, never the
+  oracle).
+
+Fingerprints hash values, not their representation: float32 and float64 copies of
+a pool, a DataFrame and its array, and a dense array and its CSR matrix all have
+the same fingerprint (the hash covers the non-zero positions and values as
+float64, row by row).
+
+The store is a small interface (:class:`LabelStore`); :class:`SQLiteLabelStore`
+implements it with the standard library's ``sqlite3``. Labels given in ``y`` when
+calling ``fit`` and samples added with ``teach`` are not stored: they are the
+caller's own data.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.datasets import load_digits
+>>> from sklearn.linear_model import LogisticRegression
+>>> from skal import ActiveLearner
+>>> X, y = load_digits(return_X_y=True)
+>>> ask = lambda rows: y[rows]          # a person would type these
+>>> learner = ActiveLearner(LogisticRegression(max_iter=200), "margin",
+...                         batch_size=10, n_rounds=3, oracle=ask,
+...                         oracle_batch_size=1, label_store="labels.db",
+...                         random_state=0)
+>>> learner.fit(X / 16, np.full(len(y), -1))                  # doctest: +SKIP
+>>> # after a crash: continue where the session stopped
+>>> ActiveLearner.resume(X / 16, None, "labels.db", oracle=ask)  # doctest: +SKIP
+"""
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils import gen_batches
+
+from ._config import get_config
+from ._validation import UNLABELED
+
+STORE_FORMAT = "skal-label-store"
+STORE_VERSION = 1
+
+# Learner parameters that are not kept in a store: code, and the store itself.
+_NOT_STORED = ("oracle", "label_store")
+
+
+class LabelStoreMismatchError(ValueError):
+    """A label store was opened against a pool other than the one it labeled."""
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """One answer of the oracle.
+
+    Attributes
+    ----------
+    index : int
+        Row of the pool (the ``X`` given to ``fit``).
+    label : int, float or str
+        The answer; ``-1`` means the oracle declined to label the row.
+    round : int
+        0 for the initial random set, then the acquisition round.
+    fingerprint : str
+        :func:`row_fingerprint` of the row when it was labeled.
+    received_at : float
+        Unix time the answer was stored.
+    """
+
+    index: int
+    label: object
+    round: int
+    fingerprint: str
+    received_at: float = 0.0
+
+
+@runtime_checkable
+class LabelStore(Protocol):
+    """What an :class:`~skal.ActiveLearner` needs from a label store.
+
+    ``add`` must be atomic and durable: when it returns, every record in the call
+    is stored; when it raises (or the process dies), none is. Indices are unique:
+    adding a label for an index already stored must raise ``ValueError``.
+    """
+
+    def read_session(self):
+        """The session document (dict) written by ``write_session``, or None."""
+
+    def write_session(self, session):
+        """Store the session document (a JSON-serializable dict) once."""
+
+    def add(self, records):
+        """Store a sequence of :class:`LabelRecord` in one transaction."""
+
+    def records(self):
+        """All stored :class:`LabelRecord`, in the order they were received."""
+
+    def close(self):
+        """Release resources; the store can be used again afterwards."""
+
+
+class SQLiteLabelStore:
+    """A :class:`LabelStore` in one SQLite file (standard library ``sqlite3``).
+
+    The connection is opened on first use, so the object is cheap to create and
+    can be copied or cloned (a copy refers to the same file). Every ``add`` is one
+    committed transaction with ``PRAGMA synchronous=FULL``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Database file; created on first use.
+    timeout : float, default=30.0
+        Seconds to wait when another connection holds a lock.
+
+    Examples
+    --------
+    >>> store = SQLiteLabelStore(":memory:")
+    >>> store.add([LabelRecord(index=3, label=7, round=1, fingerprint="x")])
+    >>> [(r.index, r.label) for r in store.records()]
+    [(3, 7)]
+    """
+
+    def __init__(self, path, *, timeout=30.0):
+        self.path = path
+        self.timeout = timeout
+
+    def __repr__(self):
+        return f"SQLiteLabelStore({os.fspath(self.path)!r})"
+
+    # Copies (sklearn's clone, deepcopy, pickle) reopen the file lazily.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_connection", None)
+        return state
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _db(self):
+        connection = getattr(self, "_connection", None)
+        if connection is not None:
+            return connection
+        try:
+            connection = sqlite3.connect(os.fspath(self.path), timeout=self.timeout)
+            connection.execute("PRAGMA synchronous=FULL")
+            with connection:
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS session "
+                    "(id INTEGER PRIMARY KEY CHECK (id = 1), document TEXT NOT NULL)"
+                )
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS labels ("
+                    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                    " pool_index INTEGER NOT NULL UNIQUE,"
+                    " round INTEGER NOT NULL,"
+                    " label TEXT NOT NULL,"
+                    " row_fingerprint TEXT NOT NULL,"
+                    " received_at REAL NOT NULL)"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(
+                f"{os.fspath(self.path)!r} is not a usable label store (SQLite "
+                f"database): {exc}."
+            ) from exc
+        self._connection = connection
+        return connection
+
+    def read_session(self):
+        """The stored session document, or None for a new store.
+
+        Returns
+        -------
+        session : dict or None
+        """
+        row = self._db().execute("SELECT document FROM session").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def write_session(self, session):
+        """Store the session document (once; an existing one is kept).
+
+        Parameters
+        ----------
+        session : dict
+        """
+        db = self._db()
+        with db:
+            db.execute(
+                "INSERT OR IGNORE INTO session (id, document) VALUES (1, ?)",
+                (json.dumps(session),),
+            )
+
+    def add(self, records):
+        """Store answers atomically and durably.
+
+        Parameters
+        ----------
+        records : sequence of LabelRecord
+
+        Raises
+        ------
+        ValueError
+            If an index already has a stored label (nothing is stored then).
+        """
+        now = time.time()
+        rows = [
+            (
+                int(r.index),
+                int(r.round),
+                json.dumps(_plain_label(r.label)),
+                r.fingerprint,
+                r.received_at or now,
+            )
+            for r in records
+        ]
+        db = self._db()
+        try:
+            with db:  # one transaction: commit on success, rollback on any error
+                db.executemany(
+                    "INSERT INTO labels (pool_index, round, label, row_fingerprint, "
+                    "received_at) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(
+                f"A label for one of rows {[r[0] for r in rows]} is already stored in "
+                f"{self!r}; a row is never labeled twice ({exc})."
+            ) from exc
+
+    def records(self):
+        """Every stored answer, in the order received.
+
+        Returns
+        -------
+        records : list of LabelRecord
+        """
+        rows = self._db().execute(
+            "SELECT pool_index, label, round, row_fingerprint, received_at "
+            "FROM labels ORDER BY seq"
+        )
+        return [
+            LabelRecord(index, json.loads(label), round_, fingerprint, received_at)
+            for index, label, round_, fingerprint, received_at in rows
+        ]
+
+    def __len__(self):
+        return self._db().execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+
+    def close(self):
+        """Close the connection (it is reopened on next use)."""
+        connection = self.__dict__.pop("_connection", None)
+        if connection is not None:
+            connection.close()
+
+
+def as_label_store(store):
+    """A :class:`LabelStore` from a store or a path (an SQLite file).
+
+    Parameters
+    ----------
+    store : LabelStore, str or path-like
+
+    Returns
+    -------
+    store : LabelStore
+    """
+    if isinstance(store, (str, os.PathLike)):
+        return SQLiteLabelStore(store)
+    if isinstance(store, LabelStore):
+        return store
+    raise TypeError(
+        f"label_store must be a path or a LabelStore (read_session, write_session, "
+        f"add, records, close), got {type(store).__name__}."
+    )
+
+
+# --- fingerprints ------------------------------------------------------------------
+def _canonical_rows(X):
+    """Per-row non-zero counts, column indices and float64 values of a block."""
+    if sparse.issparse(X):
+        X = sparse.csr_matrix(X, copy=True)
+        X.sum_duplicates()
+        X.eliminate_zeros()
+        X.sort_indices()
+        return np.diff(X.indptr), X.indices, X.data.astype(np.float64)
+    X = np.asarray(X).reshape(X.shape[0], -1)
+    nonzero = X != 0
+    return nonzero.sum(axis=1), np.nonzero(nonzero)[1], X[nonzero].astype(np.float64)
+
+
+def row_fingerprint(X, index):
+    """Hash of one row's values (independent of dtype and dense/sparse storage).
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix
+        A validated pool.
+    index : int
+
+    Returns
+    -------
+    fingerprint : str
+        ``"blake2b:<hex>"``.
+    """
+    row = X[int(index) : int(index) + 1]
+    _, columns, values = _canonical_rows(row)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(int(np.prod(X.shape[1:]))).encode())
+    digest.update(columns.astype("<i8").tobytes())
+    digest.update(values.astype("<f8").tobytes())
+    return f"blake2b:{digest.hexdigest()}"
+
+
+def pool_fingerprint(X, *, chunk_size=None):
+    """Hash of a whole pool: its shape and every value, read chunk by chunk.
+
+    Memory is bounded by the chunk, not the pool; the result does not depend on
+    the chunk size, the dtype (float32/float64) or dense/sparse storage.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix
+        A validated pool.
+    chunk_size : int, default=None
+        Rows hashed at once; default from :func:`skal.get_config`.
+
+    Returns
+    -------
+    fingerprint : str
+        ``"blake2b:<hex>"``.
+    """
+    chunk_size = chunk_size or get_config()["chunk_size"]
+    # Three streams hashed separately, so the chunk boundaries do not matter.
+    streams = [hashlib.blake2b(digest_size=16) for _ in range(3)]
+    for rows in gen_batches(X.shape[0], chunk_size):
+        for stream, part, dtype in zip(
+            streams, _canonical_rows(X[rows]), ("<i8", "<i8", "<f8")
+        ):
+            stream.update(np.ascontiguousarray(part, dtype=dtype).tobytes())
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(list(X.shape)).encode())
+    for stream in streams:
+        digest.update(stream.digest())
+    return f"blake2b:{digest.hexdigest()}"
+
+
+# --- the learner's side --------------------------------------------------------------
+def stored_learner_params(label_store):
+    """The learner parameters a store kept, ready for ``ActiveLearner(**params)``.
+
+    Parameters
+    ----------
+    label_store : LabelStore, str or path-like
+
+    Returns
+    -------
+    params : dict
+        Constructor parameters; those that could not be stored (the message of
+        :meth:`ActiveLearner.resume <skal.ActiveLearner.resume>` names them) are
+        missing.
+    missing : list of str
+        Names of parameters the store could not keep (e.g. a custom estimator).
+    """
+    from .persistence import _Decoder
+
+    store = as_label_store(label_store)
+    session = store.read_session()
+    if session is None:
+        raise ValueError(
+            f"{store!r} holds no labeling session yet: start one with "
+            f"ActiveLearner(label_store=...).fit(X, y)."
+        )
+    _check_format(session, store)
+    decoder = _Decoder(path=repr(store))
+    params = {name: decoder.decode(value) for name, value in session["learner"].items()}
+    return params, list(session.get("not_stored", []))
+
+
+def _check_format(session, store):
+    if session.get("format") != STORE_FORMAT or session.get("version") != STORE_VERSION:
+        raise ValueError(
+            f"{store!r} holds a session of format {session.get('format')!r} version "
+            f"{session.get('version')!r}; this skal reads {STORE_FORMAT!r} version "
+            f"{STORE_VERSION}."
+        )
+
+
+class LabelingSession:
+    """Links one ``ActiveLearner.fit`` to a label store (used by the learner).
+
+    Opening verifies the stored pool against ``X`` (or starts a new session);
+    :meth:`restore` merges stored answers into ``y``; :meth:`add` stores answers.
+
+    Parameters
+    ----------
+    label_store : LabelStore, str or path-like
+    X : ndarray or sparse matrix
+        The validated pool given to ``fit``.
+    params : dict
+        The learner's ``get_params(deep=False)``.
+    """
+
+    def __init__(self, label_store, X, params):
+        self.owns_store = isinstance(label_store, (str, os.PathLike))
+        self.store = as_label_store(label_store)
+        self.X = X
+        session = self.store.read_session()
+        fingerprint = pool_fingerprint(X)
+        if session is None:
+            self.store.write_session(_new_session(X, fingerprint, params))
+            self.records = []
+        else:
+            _check_format(session, self.store)
+            self.records = self.store.records()
+            self._verify(session["pool"], fingerprint)
+
+    def _verify(self, stored, fingerprint):
+        shape = tuple(self.X.shape)
+        where = f"The label store {self.store!r}"
+        if tuple(stored["shape"]) != shape:
+            raise LabelStoreMismatchError(
+                f"{where} was created for a pool of shape {tuple(stored['shape'])}, "
+                f"but X has shape {shape}: it belongs to another pool."
+            )
+        changed = [
+            r.index
+            for r in self.records
+            if row_fingerprint(self.X, r.index) != r.fingerprint
+        ]
+        if changed:
+            raise LabelStoreMismatchError(
+                f"{where} does not match X: {len(changed)} of the "
+                f"{len(self.records)} stored rows "
+                f"{'differs' if len(changed) == 1 else 'differ'} from the rows of X "
+                f"they labeled (pool indices {changed[:10]}"
+                f"{' ...' if len(changed) > 10 else ''}). Resume with the pool the "
+                f"session was started on."
+            )
+        if stored["fingerprint"] != fingerprint:
+            raise LabelStoreMismatchError(
+                f"{where} does not match X: the {len(self.records)} stored rows are "
+                f"unchanged, but other rows of the pool differ (pool fingerprint "
+                f"{fingerprint}, stored {stored['fingerprint']}). Resume with the "
+                f"pool the session was started on."
+            )
+
+    def asked_per_round(self):
+        """Number of stored answers (declines included) in each round."""
+        counts = {}
+        for record in self.records:
+            counts[record.round] = counts.get(record.round, 0) + 1
+        return counts
+
+    def restore(self, y):
+        """Merge the stored answers into ``y``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,)
+            Labels given to ``fit`` (``-1`` = unlabeled).
+
+        Returns
+        -------
+        y : ndarray
+            A copy with every stored label filled in.
+        restored : ndarray of int
+            Rows labeled from the store (in the order received).
+        declined : ndarray of bool of shape (n_samples,)
+            Rows the oracle declined; they are never asked again.
+        """
+        declined = np.zeros(len(y), dtype=bool)
+        answered = [r for r in self.records if not _is_unlabeled(r.label)]
+        declined[[r.index for r in self.records if _is_unlabeled(r.label)]] = True
+        if not answered:
+            return y, np.array([], dtype=np.int64), declined
+        indices = np.array([r.index for r in answered], dtype=np.int64)
+        labels = np.array([r.label for r in answered])
+        if y.dtype.kind not in "iuf" or labels.dtype.kind not in "iuf":
+            y = y.astype(object)
+        else:
+            y = y.astype(np.result_type(y, labels))
+        given = ~np.array([_is_unlabeled(v) for v in y[indices]], dtype=bool)
+        conflict = given & (y[indices] != labels)
+        if conflict.any():
+            row = int(indices[conflict][0])
+            raise ValueError(
+                f"Row {row} is labeled {y[row]!r} in y but {labels[conflict][0]!r} in "
+                f"the label store {self.store!r}."
+            )
+        y[indices] = labels
+        return y, indices[~given], declined
+
+    def add(self, round_, indices, labels):
+        """Store the oracle's answers for ``indices`` in one transaction."""
+        records = [
+            LabelRecord(int(i), label, int(round_), row_fingerprint(self.X, i))
+            for i, label in zip(indices, labels)
+        ]
+        self.store.add(records)
+        self.records.extend(records)
+
+    def close(self):
+        """Close the store if the session opened it from a path."""
+        if self.owns_store:
+            self.store.close()
+
+
+def _new_session(X, fingerprint, params):
+    from .persistence import _Encoder
+
+    encoder = _Encoder(inline_arrays=True)
+    learner, not_stored = {}, []
+    for name, value in params.items():
+        if name in _NOT_STORED:
+            continue
+        try:
+            learner[name] = encoder.encode(value, name)
+        except TypeError:
+            not_stored.append(name)
+    return {
+        "format": STORE_FORMAT,
+        "version": STORE_VERSION,
+        "created_at": time.time(),
+        "pool": {"shape": list(X.shape), "fingerprint": fingerprint},
+        "learner": learner,
+        "not_stored": not_stored,
+    }
+
+
+def _plain_label(label):
+    if isinstance(label, np.generic):
+        return label.item()
+    return label
+
+
+def _is_unlabeled(label):
+    return not isinstance(label, str) and label == UNLABELED
