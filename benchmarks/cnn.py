@@ -9,7 +9,8 @@
 2. The acquisition time of every registered strategy on a ``--pool``-image pool
    with ResNet-18, as a ratio to one forward pass over that pool (the floor of any
    model-based strategy). ``fit`` (labeled-set statistics) and ``query`` are
-   timed separately.
+   timed separately. Learning Loss and LPLgrad use the same net trained with a
+   loss-prediction module (``skal.strategies.prepare_estimator``).
 
 Random pixels: throughput does not depend on image content. Torch uses
 ``--threads`` threads (2 by default, the machine's cores). Medians and ranges are
@@ -28,7 +29,7 @@ import torch
 
 from skal import config_context, embeddings
 from skal.nets import CNNClassifier
-from skal.strategies import available_strategies, get_strategy
+from skal.strategies import available_strategies, get_strategy, prepare_estimator
 
 
 def images(n, seed=0, size=32, channels=3, n_classes=10):
@@ -111,12 +112,19 @@ def strategy_costs(args):
     )
     print(f"{'strategy':20} {'fit s':>8} {'query s':>20} {'query / forward':>16}")
     names = args.strategies or available_strategies()
+    prepared = {}  # nets trained with a strategy's setup (loss prediction), by setup
     for name in names:
         strategy = get_strategy(name)
         if "random_state" in strategy.get_params():
             strategy.set_params(random_state=0)
+        model = prepare_estimator(net, strategy)
+        if model is not net:
+            key = repr(sorted(type(strategy).estimator_settings))
+            if key not in prepared:
+                prepared[key] = model.fit(X_lab, y_lab)
+            model = prepared[key]
         start = time.perf_counter()
-        strategy.fit(X_lab, y_lab, estimator=net)
+        strategy.fit(X_lab, y_lab, estimator=model)
         fit_seconds = time.perf_counter() - start
         seconds = []
         for _ in range(args.strategy_repeats):

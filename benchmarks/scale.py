@@ -52,8 +52,6 @@ DEFAULT_STRATEGIES = [
     "grad",
     "grad_seq",
     "grad_kmeans",
-    "grad_cos",
-    "grad_seq_div",
     "badge",
     "kcenter",
     "npc",

@@ -32,7 +32,8 @@ def check_pool(X, *, n_features=None, name="X_pool", dtype=None, owner="the esti
         Name used in error messages.
     dtype : dtype or list of dtypes, default=None
         Passed to :func:`sklearn.utils.check_array`; ``None`` keeps float32 and
-        float64 as they are and converts anything else to float64.
+        float64 as they are, keeps uint8 images (arrays of three or more
+        dimensions) as raw pixels, and converts anything else to float64.
     owner : str, default="the estimator"
         Who expects ``n_features`` (named in the error message).
 
@@ -43,6 +44,9 @@ def check_pool(X, *, n_features=None, name="X_pool", dtype=None, owner="the esti
     """
     if dtype is None:
         dtype = [np.float64, np.float32]
+        if getattr(X, "dtype", None) == np.uint8 and getattr(X, "ndim", 2) > 2:
+            # Raw pixels: float64 would take 8x the memory; nets cast per batch.
+            dtype = np.uint8
     if X is None or (hasattr(X, "shape") and len(X.shape) >= 1 and X.shape[0] == 0):
         raise ValueError(f"{name} is empty: at least one sample is required.")
     X = check_array(

@@ -9,7 +9,8 @@
 import argparse
 import ast
 
-from .experiments._benchmark import LR_GRID, available_datasets
+from .experiments._benchmark import LR_GRID
+from .experiments._setup import MODELS, available_datasets
 from .strategies import available_strategies
 
 
@@ -107,7 +108,14 @@ def _add_bench(commands):
         nargs="+",
         choices=available_datasets(),
         default=["digits"],
-        help="datasets, each with the 512-256 MLP (default: digits)",
+        help="datasets (default: digits)",
+    )
+    data.add_argument(
+        "--model",
+        choices=list(MODELS),
+        default="mlp",
+        help="the 512-256 MLP (default; images as rows of pixels) or a CNN with "
+        "that head (image datasets only)",
     )
     data.add_argument(
         "--data-home",
@@ -172,7 +180,7 @@ def _add_bench(commands):
         "--epochs",
         type=_positive_int,
         default=30,
-        help="MLP epochs per training (default 30)",
+        help="epochs per training (default 30)",
     )
     protocol.add_argument(
         "--sgd-batch-size",
@@ -184,7 +192,7 @@ def _add_bench(commands):
         "--dropout",
         type=float,
         default=0.0,
-        help="dropout of the MLP, for every strategy (default 0, the paper's MLP; "
+        help="dropout of the MLP (CNNs: of the head), for every strategy (default 0, the paper's MLP; "
         "the Monte-Carlo dropout strategies are skipped without it)",
     )
     rate = protocol.add_mutually_exclusive_group()
@@ -254,7 +262,19 @@ def _add_report(commands):
     report = commands.add_parser(
         "report", help="re-aggregate and re-plot a `skal bench` results directory"
     )
-    report.add_argument("output_dir", help="directory written by `skal bench`")
+    report.add_argument(
+        "output_dir",
+        help="directory written by `skal bench` (or, with --combine, where the "
+        "combined report goes)",
+    )
+    report.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="RESULTS_DIR",
+        default=None,
+        help="combine the cells of these results directories (runs with different "
+        "protocols, each its own experiment) into one report in OUTPUT_DIR",
+    )
     report.add_argument(
         "--drop",
         type=float,
@@ -282,6 +302,7 @@ def _bench(args):
         strategy_params.setdefault(name, {})[param] = value
     report = run_benchmark(
         args.datasets,
+        model=args.model,
         strategies=args.strategies,
         strategy_params=strategy_params,
         seeds=args.seeds,
@@ -330,5 +351,5 @@ def main(argv=None):
     elif args.command == "report":
         from .experiments import write_report
 
-        write_report(args.output_dir, drop=args.drop)
+        write_report(args.output_dir, sources=args.combine, drop=args.drop)
     return 0

@@ -49,7 +49,8 @@ def test_bench_flags_are_parsed():
     )  # fmt: skip
     assert args.datasets == ["isolet", "pokerhand"] and args.seeds == [3, 4]
     assert args.lr == 0.005 and args.dask == "local" and args.resume is False
-    assert args.validation_size == 200
+    assert args.validation_size == 200 and args.model == "mlp"
+    assert _parser().parse_args(["bench", "--model", "lenet"]).model == "lenet"
     defaults = _parser().parse_args(["bench"])
     assert defaults.seeds == [0, 1, 2, 3, 4] and defaults.strategies is None
     assert (defaults.rounds, defaults.batch_size, defaults.sgd_batch_size) == (
@@ -66,7 +67,8 @@ def test_bench_flags_are_parsed():
     )
     assert params == [("npc", "max_candidates", 100), ("albl", "x", "a")]
     for bad in (["--lr", "0.1", "--lr-grid", "0.1"], ["--seeds", "x"],
-                ["--datasets", "mnist"], ["--strategy-params", "npc"]):  # fmt: skip
+                ["--datasets", "cifar100"], ["--model", "vgg19"],
+                ["--strategy-params", "npc"]):  # fmt: skip
         with pytest.raises(SystemExit):
             _parser().parse_args(["bench", *bad])
 

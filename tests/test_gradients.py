@@ -147,6 +147,22 @@ def test_kmeans_plus_plus_equals_plain_seeding_on_materialized_embeddings(
     np.testing.assert_array_equal(fast, centers)
 
 
+def test_weighted_kmeans_plus_plus_equals_weighted_d2_sampling(blobs, fitted_mlp):
+    X, _ = blobs
+    factors, _ = gradients.last_layer_factors(fitted_mlp, X[:80])
+    G = materialize(factors)
+    weights = np.random.RandomState(1).rand(80) ** 3
+    fast = gradients.kmeans_plus_plus(
+        factors, 12, np.random.RandomState(3), weights=weights, first=5
+    )
+    rng = np.random.RandomState(3)
+    centers = [5]
+    while len(centers) < 12:
+        d2 = ((G[:, None, :] - G[centers][None]) ** 2).sum(-1).min(1) * weights
+        centers.append(int(rng.choice(len(G), p=d2 / d2.sum())))
+    np.testing.assert_array_equal(fast, centers)
+
+
 def test_kmeans_plus_plus_on_duplicates_never_repeats():
     factors = gradients.GradientFactors(np.ones((6, 2)), np.ones((6, 3)))
     picks = gradients.kmeans_plus_plus(factors, 6, np.random.RandomState(0))

@@ -19,18 +19,22 @@ from ._aggregate import (
 )
 from ._benchmark import (
     LR_GRID,
-    available_datasets,
     find_collapses,
-    load_benchmark_data,
     load_results,
-    make_mlp,
     run_benchmark,
-    split_pool,
     sweep_learning_rate,
     write_report,
 )
 from ._plots import plot_learning_curves, plot_penalty_matrix, timing_table
 from ._runner import ParallelBackend, TaskFailure, run_cell, run_comparison
+from ._setup import (
+    available_datasets,
+    flat_pixels,
+    load_benchmark_data,
+    make_mlp,
+    make_model,
+    split_pool,
+)
 
 __all__ = [
     "LR_GRID",
@@ -39,9 +43,11 @@ __all__ = [
     "area_under_learning_curve",
     "available_datasets",
     "find_collapses",
+    "flat_pixels",
     "load_benchmark_data",
     "load_results",
     "make_mlp",
+    "make_model",
     "run_benchmark",
     "run_cell",
     "run_comparison",

@@ -33,225 +33,35 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.base import clone
-from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 from tqdm.auto import tqdm
 
+from .._validation import n_features_of_array
 from ..learner import ActiveLearner
 from ..strategies import available_strategies, get_strategy, prepare_estimator
 from ._aggregate import area_under_learning_curve, loss_scores, penalty_matrix
 from ._plots import plot_learning_curves, plot_penalty_matrix, timing_table
 from ._runner import RESULT_COLUMNS, ParallelBackend, TaskFailure, run_cell
+from ._setup import (
+    IMAGE_DATASETS,
+    MODELS,
+    _as_split_data,
+    load_benchmark_data,
+    make_model,
+)
 
 __all__ = [
     "LR_GRID",
-    "available_datasets",
     "find_collapses",
-    "load_benchmark_data",
     "load_results",
-    "make_mlp",
     "run_benchmark",
-    "split_pool",
     "sweep_learning_rate",
     "write_report",
 ]
 
 LR_GRID = (1e-4, 5e-4, 1e-3, 5e-3, 1e-2)
-MLP_NAME = "mlp512-256"
 VIEWS = ("all", "early", "late")
 CELLS = "cells"
-
-
-# ------------------------------------------------------------------------- data
-def _load_20newsgroups(data_home, max_features):
-    from ..datasets import load_20newsgroups
-
-    return load_20newsgroups(data_home, max_features=max_features)
-
-
-def _load_isolet(data_home, max_features):
-    from ..datasets import load_isolet
-
-    return load_isolet(data_home)
-
-
-def _load_pokerhand(data_home, max_features):
-    from ..datasets import load_pokerhand
-
-    return load_pokerhand(data_home)
-
-
-def _load_digits(data_home, max_features):
-    from ..datasets import load_digits_split
-
-    return load_digits_split()
-
-
-# name -> loader(data_home, max_features); every loader returns X/y train/test.
-_LOADERS = {
-    "20newsgroups": _load_20newsgroups,
-    "isolet": _load_isolet,
-    "pokerhand": _load_pokerhand,
-    "digits": _load_digits,
-}
-
-
-def available_datasets():
-    """Names of the benchmark datasets known to :func:`load_benchmark_data`.
-
-    Returns
-    -------
-    names : list of str
-        ``20newsgroups`` (TF-IDF, sparse), ``isolet``, ``pokerhand`` (the tabular
-        sets of paper 001) and ``digits`` (scikit-learn's, for quick checks).
-    """
-    return sorted(_LOADERS)
-
-
-def split_pool(
-    X_train,
-    y_train,
-    X_test,
-    y_test,
-    *,
-    validation_size=0.1,
-    pool_size=None,
-    random_state=0,
-):
-    """Split a training set into a validation split and the unlabeled pool.
-
-    The validation split is stratified (uniform when a class is too rare to
-    stratify) and never enters the pool; the pool is the rest, optionally a
-    uniform random subsample of ``pool_size`` rows.
-
-    Parameters
-    ----------
-    X_train, y_train : array-like or sparse matrix, array-like
-        The training split of the dataset.
-    X_test, y_test : array-like or sparse matrix, array-like
-        The test split, kept as it is.
-    validation_size : float or int, default=0.1
-        Fraction (or number) of training rows held out for the learning-rate sweep.
-    pool_size : int, default=None
-        Keep a uniform random subsample of this many pool rows (all if None or
-        larger than the pool).
-    random_state : int or RandomState, default=0
-        Seed of the split and the subsample; fixed per dataset, independent of
-        the seeds of the active-learning runs.
-
-    Returns
-    -------
-    data : Bunch
-        ``X_pool, y_pool, X_val, y_val, X_test, y_test``.
-    """
-    rng = check_random_state(random_state)
-    y_train = np.asarray(y_train)
-    rows = np.arange(len(y_train))
-    _, counts = np.unique(y_train, return_counts=True)
-    stratify = y_train if counts.min() >= 2 else None
-    try:
-        pool, val = train_test_split(
-            rows, test_size=validation_size, stratify=stratify, random_state=rng
-        )
-    except ValueError:  # e.g. fewer validation rows than classes
-        pool, val = train_test_split(rows, test_size=validation_size, random_state=rng)
-    if pool_size is not None and pool_size < len(pool):
-        pool = rng.choice(pool, pool_size, replace=False)
-    pool, val = np.sort(pool), np.sort(val)
-    return Bunch(
-        X_pool=X_train[pool],
-        y_pool=y_train[pool],
-        X_val=X_train[val],
-        y_val=y_train[val],
-        X_test=X_test,
-        y_test=np.asarray(y_test),
-    )
-
-
-def load_benchmark_data(
-    name,
-    *,
-    data_home=None,
-    max_features=None,
-    validation_size=0.1,
-    pool_size=None,
-    random_state=0,
-):
-    """Load a benchmark dataset and split it into pool, validation and test.
-
-    Parameters
-    ----------
-    name : str
-        One of :func:`available_datasets`.
-    data_home : str or path-like, default=None
-        Where the loaders look for the files (see :func:`skal.datasets.get_data_home`).
-    max_features : int, default=None
-        TF-IDF vocabulary size (20 Newsgroups only).
-    validation_size, pool_size, random_state
-        See :func:`split_pool`.
-
-    Returns
-    -------
-    data : Bunch
-        ``X_pool, y_pool, X_val, y_val, X_test, y_test`` and ``DESCR``.
-    """
-    if name not in _LOADERS:
-        raise ValueError(
-            f"Unknown dataset {name!r}; available: {', '.join(available_datasets())}."
-        )
-    raw = _LOADERS[name](data_home, max_features)
-    data = split_pool(
-        raw.X_train,
-        raw.y_train,
-        raw.X_test,
-        raw.y_test,
-        validation_size=validation_size,
-        pool_size=pool_size,
-        random_state=random_state,
-    )
-    data.DESCR = raw.get("DESCR", name)
-    return data
-
-
-def _as_split_data(data, **split_params):
-    """A user-given dataset as a split Bunch (already split ones are kept)."""
-    if isinstance(data, dict) and "X_pool" in data:
-        return data
-    if isinstance(data, dict):
-        data = (data["X_train"], data["y_train"], data["X_test"], data["y_test"])
-    return split_pool(*data, **split_params)
-
-
-# ---------------------------------------------------------------------- models
-def make_mlp(*, max_epochs=30, sgd_batch_size=8, lr=0.01, dropout=0.0):
-    """The MLP of paper 001 (hidden layers 512 and 256, SGD with momentum 0.9).
-
-    Parameters
-    ----------
-    max_epochs : int, default=30
-        Epochs per training (the paper uses 30-60).
-    sgd_batch_size : int, default=8
-        SGD mini-batch size (the paper uses 8; larger is faster on CPUs).
-    lr : float, default=0.01
-        Learning rate (the sweep replaces it).
-    dropout : float, default=0.0
-        Dropout after each hidden layer. The paper's MLP has none; the
-        Monte-Carlo dropout strategies (BALD, ...) need it.
-
-    Returns
-    -------
-    estimator : skal.nets.MLPClassifier
-    """
-    from ..nets import MLPClassifier
-
-    return MLPClassifier(
-        hidden_layer_sizes=(512, 256),
-        max_epochs=max_epochs,
-        batch_size=sgd_batch_size,
-        lr=lr,
-        dropout=dropout,
-        optimizer__momentum=0.9,
-    )
 
 
 def _has_lr(estimator):
@@ -539,6 +349,7 @@ class _Run:
         self.protocol, self.progress, self.print = protocol, progress, print_fn
         self.failures = []
         self.data = {}
+        self.flatten_images = False
 
     def load(self, names, user_data, data_home, split):
         """Load (and split) the datasets; check the budget fits every pool."""
@@ -549,13 +360,17 @@ class _Run:
                 data = _as_split_data(user_data[name], **split)
             else:
                 data = load_benchmark_data(
-                    name, data_home=data_home, max_features=p["max_features"], **split
+                    name,
+                    data_home=data_home,
+                    max_features=p["max_features"],
+                    flatten_images=self.flatten_images,
+                    **split,
                 )
             _check_budget(name, data, p["n_rounds"], p["batch_size"])
             self.data[name] = data
             self.print(
                 f"  {name}: pool {len(data.y_pool)}, validation {len(data.y_val)}, "
-                f"test {len(data.y_test)} rows, {data.X_pool.shape[1]} features "
+                f"test {len(data.y_test)} rows, {n_features_of_array(data.X_pool)} features "
                 f"(loaded in {time.perf_counter() - start:.0f} s)"
             )
 
@@ -811,16 +626,19 @@ def run_benchmark(
     batch_size : int, default=100
         Points acquired per round; the initial set has the same size.
     max_epochs, sgd_batch_size : int, default=30, 8
-        Epochs and SGD mini-batch size of the default MLP (ignored when an
+        Epochs and SGD mini-batch size of the built model (ignored when an
         ``estimator`` is given).
     dropout : float, default=0.0
         Dropout of the default MLP, for every strategy. The paper's MLP has
         none; the Monte-Carlo dropout strategies need it and are skipped without.
     estimator : classifier, default=None
-        Trained from scratch each round; ``None`` means :func:`make_mlp`.
+        Trained from scratch each round; ``None`` means :func:`make_model`
+        (``model``).
     model : str, default=None
-        Name of the model in the results (default ``"mlp512-256"`` or the
-        estimator's class name).
+        Without ``estimator``: the model to build (:func:`make_model`: ``'mlp'``,
+        the default, or the CNNs ``'lenet'``, ``'vgg16'``, ``'resnet18'``, which
+        need image datasets); the MLP sees images as rows of pixels in [0, 1].
+        With ``estimator``: its name in the results (default: its class name).
     lr : float, default=None
         Learning rate for every dataset; skips the sweep.
     lr_grid : sequence of float, default=LR_GRID
@@ -882,11 +700,20 @@ def run_benchmark(
     seeds = _seed_list(seeds)
     user_data = datasets if isinstance(datasets, dict) else None
     names = list(user_data or datasets)
+    flatten_images = False
     if estimator is None:
-        estimator = make_mlp(
-            max_epochs=max_epochs, sgd_batch_size=sgd_batch_size, dropout=dropout
+        key = model or "mlp"
+        estimator = make_model(
+            key, max_epochs=max_epochs, sgd_batch_size=sgd_batch_size, dropout=dropout
         )
-        model = model or MLP_NAME
+        model, flatten_images = MODELS[key], key == "mlp"
+        if key != "mlp":
+            bad = [n for n in names if user_data is None and n not in IMAGE_DATASETS]
+            if bad:
+                raise ValueError(
+                    f"The {key} model needs images; {', '.join(bad)} are not image "
+                    f"datasets (images: {', '.join(IMAGE_DATASETS)})."
+                )
     model = model or type(estimator).__name__
     protocol = _protocol(
         strategy_params=strategy_params or {},
@@ -932,6 +759,7 @@ def run_benchmark(
     split = dict(
         validation_size=validation_size, pool_size=pool_size, random_state=data_seed
     )
+    run.flatten_images = flatten_images
     run.load(
         sorted({c[0] for c in pending}, key=names.index), user_data, data_home, split
     )
@@ -1092,10 +920,11 @@ def _save_both(fig, stem):
     return paths
 
 
-def write_report(output_dir, *, drop=0.1, print_fn=print):
+def write_report(output_dir, *, sources=None, drop=0.1, print_fn=print):
     """Aggregate, plot and summarize a results directory (``skal report``).
 
-    Reads every finished cell and writes, in ``output_dir``:
+    Reads every finished cell (of ``output_dir``, or of several ``sources``) and
+    writes, in ``output_dir``:
 
     - ``results.csv``: the tidy table of all cells;
     - ``aulc.csv`` (per seed) and ``aulc_summary.csv`` (mean, std over seeds);
@@ -1112,7 +941,14 @@ def write_report(output_dir, *, drop=0.1, print_fn=print):
     Parameters
     ----------
     output_dir : str or path-like
-        A directory written by :func:`run_benchmark`.
+        A directory written by :func:`run_benchmark`, or where to write the
+        combined report of ``sources``.
+    sources : sequence of str or path-like, default=None
+        Results directories to combine (None: ``output_dir`` itself). Runs whose
+        protocols differ (e.g. text and tabular data) are combined this way: each
+        (dataset, model) is its own experiment of the penalty matrix, whose
+        matrices are summed over experiments. A (dataset, model) found in two
+        sources is refused.
     drop : float, default=0.1
         Threshold of :func:`find_collapses`.
     print_fn : callable, default=print
@@ -1127,9 +963,12 @@ def write_report(output_dir, *, drop=0.1, print_fn=print):
     """
     print_fn = print_fn or (lambda *a, **k: None)
     out = Path(output_dir)
-    results = load_results(out)
+    sources = [out] if sources is None else [Path(s) for s in sources]
+    results = _combined_results(sources)
     if results.empty:
-        raise FileNotFoundError(f"No finished cells in {out / CELLS}.")
+        where = ", ".join(str(s / CELLS) for s in sources)
+        raise FileNotFoundError(f"No finished cells in {where}.")
+    out.mkdir(parents=True, exist_ok=True)
     files = []
 
     def save(frame, name, index=False):
@@ -1166,8 +1005,12 @@ def write_report(output_dir, *, drop=0.1, print_fn=print):
         fig = plot_penalty_matrix(P, title=title)
         files += _save_both(fig, out / f"penalty_matrix_{view}")
 
-    skipped_path = out / "skipped.csv"
-    skipped = pd.read_csv(skipped_path, dtype=str) if skipped_path.exists() else None
+    skipped = [
+        pd.read_csv(source / "skipped.csv", dtype=str)
+        for source in sources
+        if (source / "skipped.csv").exists()
+    ]
+    skipped = pd.concat(skipped, ignore_index=True) if skipped else None
     summary = _summary_text(
         out, results, aulc_stats, scores, timing, collapses, drop, skipped
     )
@@ -1185,6 +1028,24 @@ def write_report(output_dir, *, drop=0.1, print_fn=print):
         files=files,
         summary=summary,
     )
+
+
+def _combined_results(sources):
+    """The cells of several results directories; an experiment must not repeat."""
+    tables = [load_results(source) for source in sources]
+    owner = {}
+    for source, table in zip(sources, tables):
+        for experiment in table.groupby(["dataset", "model"]).groups:
+            if experiment in owner:
+                raise ValueError(
+                    f"Experiment {experiment} is in both {owner[experiment]} and "
+                    f"{source}: combine runs of different experiments only."
+                )
+            owner[experiment] = source
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    return pd.concat(tables, ignore_index=True)
 
 
 def _summary_text(out, results, aulc_stats, scores, timing, collapses, drop, skipped):

@@ -157,6 +157,12 @@ class SkalNetClassifier(NeuralNetClassifier):
             dtype=np.float32,
             owner=type(self).__name__,
         )
+        if X.ndim > 2:
+            raise ValueError(
+                f"{type(self).__name__} expects 2-D X (n_samples, n_features), got "
+                f"an array of shape {X.shape}: flatten images first "
+                f"(X.reshape(len(X), -1)) or use skal.nets.CNNClassifier."
+            )
         if reset:
             self.n_features_in_ = n_features_of_array(X)
         return X

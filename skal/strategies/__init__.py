@@ -5,7 +5,7 @@ from .bandit import ALBL
 from .base import QueryStrategy, prepare_estimator, top_n
 from .bayesian import BALD, MCDropoutEntropy, VariationRatios
 from .committee import QueryByCommittee
-from .diverse_gradient import GradCosine, GradKMeans, WeightedSequentialGradDiscrepancy
+from .diverse_gradient import GradKMeans
 from .diversity import BADGE, KCenterGreedy
 from .gradient import (
     EGL,
@@ -25,7 +25,6 @@ __all__ = [
     "EGL",
     "EntropyGradNorm",
     "ExpectedGradNorm",
-    "GradCosine",
     "GradDiscrepancy",
     "GradKMeans",
     "KCenterGreedy",
@@ -34,7 +33,6 @@ __all__ = [
     "MCDropoutEntropy",
     "NPC",
     "SequentialGradDiscrepancy",
-    "WeightedSequentialGradDiscrepancy",
     "Entropy",
     "LeastConfidence",
     "Margin",

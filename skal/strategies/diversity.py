@@ -82,7 +82,9 @@ class KCenterGreedy(QueryStrategy):
 
     def _embed(self, X):
         if self.space == "input":
-            return X.reshape(X.shape[0], -1) if X.ndim > 2 else X
+            rows = X.reshape(X.shape[0], -1) if X.ndim > 2 else X
+            # Raw uint8 pixels would wrap around in differences.
+            return rows.astype(np.float64) if rows.dtype == np.uint8 else rows
         return embeddings.forward_pass(self.estimator_, X).features
 
     def _select(self, X_pool, n):

@@ -153,9 +153,6 @@ class SequentialGradDiscrepancy(GradDiscrepancy):
     def _score(self, X_pool):
         return super()._score(X_pool)  # the first pick's scores
 
-    def _fold_weight(self):
-        return 1.0  # each pick counts as one more labeled point
-
     def _select(self, X_pool, n):
         factors, _ = gradients.last_layer_factors(self.estimator_, X_pool)
         M = self.reference_gradient_.astype(np.float64)
@@ -174,15 +171,13 @@ class SequentialGradDiscrepancy(GradDiscrepancy):
             available[pick] = False
             inner_pick = inner[pick]
             with_pick = factors.inner_with(factors.a[pick], _row(factors.h, pick))
-            # Fold g* into the reference with weight w: M' = (n_ref M + w g*) / (n_ref + w).
-            w = self._fold_weight()
+            # Fold g* into the reference as one more labeled point:
+            # M' = (n_ref M + g*) / (n_ref + 1).
             M_sq_norm = (
-                n_ref**2 * M_sq_norm
-                + 2 * n_ref * w * inner_pick
-                + w**2 * sq_norms[pick]
-            ) / (n_ref + w) ** 2
-            inner = (n_ref * inner + w * with_pick) / (n_ref + w)
-            n_ref += w
+                n_ref**2 * M_sq_norm + 2 * n_ref * inner_pick + sq_norms[pick]
+            ) / (n_ref + 1) ** 2
+            inner = (n_ref * inner + with_pick) / (n_ref + 1)
+            n_ref += 1
         return np.asarray(picks)
 
 

@@ -58,16 +58,6 @@ def counted_cells(monkeypatch):
     return calls
 
 
-def test_split_pool_holds_out_a_stratified_validation_split():
-    X, y = np.arange(400.0).reshape(200, 2), np.repeat([0, 1, 2, 3], 50)
-    data = split_pool(X, y, X[:5], y[:5], validation_size=0.2, pool_size=100)
-    assert len(data.y_val) == 40 and len(data.y_pool) == 100
-    assert np.bincount(data.y_val).tolist() == [10, 10, 10, 10]
-    assert not set(data.X_pool[:, 0]) & set(data.X_val[:, 0])  # never acquired
-    again = split_pool(X, y, X[:5], y[:5], validation_size=0.2, pool_size=100)
-    np.testing.assert_array_equal(data.X_pool, again.X_pool)  # fixed per dataset
-
-
 class _ConstantScore(ClassifierMixin, BaseEstimator):
     """Has an ``lr`` but the same validation accuracy whatever it is."""
 
@@ -262,3 +252,18 @@ def test_write_report_rebuilds_from_cells(small_digits, tmp_path):
     assert (tmp_path / "penalty_matrix_all.pdf").stat().st_size > 0
     with pytest.raises(FileNotFoundError, match="No finished cells"):
         write_report(tmp_path / "empty", print_fn=None)
+
+
+def test_write_report_combines_runs_of_different_experiments(small_digits, tmp_path):
+    X_tr, y_tr, X_te, y_te = small_digits["digits"]
+    _run(small_digits, tmp_path / "a", strategies=["random", "margin"], seeds=2)
+    other = {"digits_half": (X_tr[:, :32], y_tr, X_te[:, :32], y_te)}
+    _run(other, tmp_path / "b", strategies=["random", "margin"], seeds=2, n_rounds=1)
+    report = write_report(
+        tmp_path / "both", sources=[tmp_path / "a", tmp_path / "b"], print_fn=None
+    )
+    assert set(report.results["dataset"]) == {"digits", "digits_half"}
+    assert len(report.results) == 2 * 2 * 3 + 2 * 2 * 2  # rounds 0..2 and 0..1
+    assert (tmp_path / "both" / "penalty_matrix_all.csv").exists()
+    with pytest.raises(ValueError, match="in both"):
+        write_report(tmp_path / "x", sources=[tmp_path / "a", tmp_path / "a"])

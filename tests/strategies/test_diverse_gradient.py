@@ -1,4 +1,4 @@
-"""The diversity-aware gradient-discrepancy strategies against brute force."""
+"""grad_kmeans (diversity-aware gradient discrepancy) against brute force."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
 from skal import ActiveLearner, gradients
-from skal.strategies import GradCosine, GradKMeans, WeightedSequentialGradDiscrepancy
+from skal.strategies import GradKMeans
 
 from ..test_gradients import materialize
 
@@ -23,51 +23,34 @@ def materialized(blobs, fitted_mlp):
     return X_l, y_l, pool, labeled, candidates
 
 
-@pytest.mark.parametrize("power", [0.0, 2.0])
-def test_grad_kmeans_equals_weighted_d2_sampling(power, materialized, fitted_mlp):
+@pytest.mark.parametrize(
+    "power, factor", [(0.0, None), (2.0, None), (2.0, 3.0), (1.0, 1.0)]
+)
+def test_grad_kmeans_equals_weighted_d2_sampling(
+    power, factor, materialized, fitted_mlp
+):
     X_l, y_l, pool, labeled, G = materialized
     scores = np.linalg.norm(G - labeled.mean(0), axis=1)
+    # Candidates: the ceil(factor * n) highest scores, by a full sort.
+    m = len(G) if factor is None else int(np.ceil(factor * 12))
+    candidates = np.sort(np.argsort(-scores, kind="stable")[:m])
+    G, scores = G[candidates], scores[candidates]
     tilt = (scores / scores.max()) ** power
     rng = np.random.RandomState(4)
     picks = [int(np.argmax(scores))]
     while len(picks) < 12:
         d2 = ((G[:, None] - G[picks][None]) ** 2).sum(-1).min(1)
         picks.append(int(rng.choice(len(G), p=d2 * tilt / (d2 * tilt).sum())))
-    strategy = GradKMeans(score_power=power, random_state=4).fit(
-        X_l, y_l, estimator=fitted_mlp
-    )
-    np.testing.assert_array_equal(strategy.query(pool, 12), picks)
+    strategy = GradKMeans(
+        score_power=power, candidate_factor=factor, random_state=4
+    ).fit(X_l, y_l, estimator=fitted_mlp)
+    np.testing.assert_array_equal(strategy.query(pool, 12), candidates[picks])
 
 
-@pytest.mark.parametrize("diversity", [0.0, 0.7])
-def test_grad_cos_equals_literal_greedy(diversity, materialized, fitted_mlp):
-    X_l, y_l, pool, labeled, G = materialized
-    relevance = np.linalg.norm(G - labeled.mean(0), axis=1)
-    relevance /= relevance.max()
-    unit = G / np.linalg.norm(G, axis=1, keepdims=True)
-    picks = []
-    for _ in range(10):
-        penalty = (unit @ unit[picks].T).max(1) if picks else np.zeros(len(G))
-        objective = relevance - diversity * penalty
-        objective[picks] = -np.inf
-        picks.append(int(np.argmax(objective)))
-    strategy = GradCosine(diversity=diversity).fit(X_l, y_l, estimator=fitted_mlp)
-    np.testing.assert_array_equal(strategy.query(pool, 10), picks)
-
-
-@pytest.mark.parametrize("weight", [1.0, 10.0])
-def test_grad_seq_div_equals_weighted_reference(weight, materialized, fitted_mlp):
-    X_l, y_l, pool, labeled, G = materialized
-    total, count, picks = labeled.sum(0), len(labeled), []
-    for _ in range(10):
-        distances = np.linalg.norm(G - total / count, axis=1)
-        distances[picks] = -np.inf
-        picks.append(int(np.argmax(distances)))
-        total, count = total + weight * G[picks[-1]], count + weight
-    strategy = WeightedSequentialGradDiscrepancy(fold_weight=weight).fit(
-        X_l, y_l, estimator=fitted_mlp
-    )
-    np.testing.assert_array_equal(strategy.query(pool, 10), picks)
+def test_grad_kmeans_rejects_a_candidate_factor_below_one(blobs, fitted_mlp):
+    X, y = blobs
+    with pytest.raises(ValueError, match="candidate_factor must be >= 1"):
+        GradKMeans(candidate_factor=0.5).fit(X[:20], y[:20], estimator=fitted_mlp)
 
 
 def test_hyperparameters_are_grid_searchable(blobs):
@@ -75,13 +58,14 @@ def test_hyperparameters_are_grid_searchable(blobs):
     search = GridSearchCV(
         ActiveLearner(
             LogisticRegression(),
-            GradCosine(),
+            GradKMeans(random_state=0),
             batch_size=10,
             n_rounds=2,
             random_state=0,
         ),
-        {"strategy__diversity": [0.0, 1.0]},
+        {"strategy__score_power": [0.0, 4.0], "strategy__candidate_factor": [2, None]},
         cv=2,
     ).fit(X, y)
-    assert search.best_params_["strategy__diversity"] in (0.0, 1.0)
+    assert search.best_params_["strategy__score_power"] in (0.0, 4.0)
+    assert len(search.cv_results_["params"]) == 4
     assert clone(GradKMeans(score_power=3)).get_params()["score_power"] == 3
