@@ -25,7 +25,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-home", default=None)
     parser.add_argument(
-        "--strategies", nargs="+", default=["random", "entropy", "grad", "badge"]
+        "--strategies", nargs="+", default=["random", "entropy", "grad_kmeans", "badge"]
     )
     parser.add_argument("--pool", type=int, default=2000, help="pool size")
     parser.add_argument("--test", type=int, default=2000, help="test images")

@@ -30,11 +30,8 @@ from torch.func import functional_call, grad, vmap
 
 from . import embeddings
 from ._config import get_config
+from ._layer_norms import LayerCapture, UnsupportedLayer, parameter_owners
 from .nets._batches import rows_to_tensor
-from .nets._sparse import SparseInputLinear
-
-# Layers whose per-sample weight gradient is the outer product delta_i x_i^T.
-_OUTER_PRODUCT_LAYERS = (torch.nn.Linear, SparseInputLinear)
 
 LOSSES = ("pseudo_label", "label", "entropy")
 
@@ -300,6 +297,17 @@ def _sample_losses(loss):
     }[loss]
 
 
+GRADIENT_CHUNK_BYTES = 2**30  # per-sample gradients held at once (default chunks)
+
+
+def _gradient_chunk_size(n_values, like):
+    """Samples per chunk whose per-sample gradients fit in GRADIENT_CHUNK_BYTES."""
+    per_sample = max(1, n_values * like.element_size())
+    return int(
+        np.clip(GRADIENT_CHUNK_BYTES // per_sample, 1, get_config()["chunk_size"])
+    )
+
+
 def per_sample_gradients(
     net, X, *, loss="pseudo_label", y=None, parameters=None, chunk_size=None
 ):
@@ -319,8 +327,10 @@ def per_sample_gradients(
     parameters : list of str, default=None
         Names (``module_.named_parameters()``) to differentiate; all by default.
     chunk_size : int, default=None
-        Samples per chunk; defaults to ``max(1, chunk_size_config // 16)``
-        because each sample carries a full copy of the gradient.
+        Samples per chunk. By default, as many as keep the per-sample gradients
+        of a chunk within about 1 GiB (each sample carries a full copy of the
+        differentiated parameters: ~20 samples for ResNet-18, the configured
+        ``chunk_size`` for small MLPs), at most ``skal.get_config()["chunk_size"]``.
 
     Yields
     ------
@@ -345,7 +355,9 @@ def per_sample_gradients(
         return sample_loss(logits[0], label)
 
     per_sample_grad = vmap(grad(loss_of), in_dims=(None, 0, 0))
-    chunk_size = chunk_size or max(1, get_config()["chunk_size"] // 16)
+    if chunk_size is None:
+        n_values = sum(p.numel() for p in differentiated.values())
+        chunk_size = _gradient_chunk_size(n_values, next(iter(differentiated.values())))
     labels = (
         torch.zeros(X.shape[0], dtype=torch.long) if y is None else torch.as_tensor(y)
     )
@@ -386,12 +398,13 @@ def per_sample_gradient_norms(
         See :func:`per_sample_gradients`.
     method : {"auto", "factored", "vmap"}, default="auto"
         ``"factored"``: when every selected parameter belongs to an ``nn.Linear``
-        applied to one vector per sample (MLPs), the per-sample gradient of its
-        weight is the outer product ``delta_i x_i^T``, whose norm is
-        ``||delta_i|| ||x_i||``: one batched backward pass gives every norm
-        without forming any per-sample gradient. ``"vmap"``: ``torch.func``
-        per-sample gradients (any architecture). ``"auto"`` picks the first that
-        applies.
+        (one vector per sample), an ``nn.Conv2d`` or an ``nn.BatchNorm2d`` with
+        running statistics (MLPs, LeNet, VGG, ResNet), one batched backward pass
+        gives every layer's per-sample gradient norm in closed form, e.g.
+        ``||delta_i|| ||x_i||`` for a linear weight (see :mod:`skal._layer_norms`),
+        without forming per-sample gradients of the whole network.
+        ``"vmap"``: ``torch.func`` per-sample gradients (any architecture).
+        ``"auto"`` picks the first that applies.
 
     Returns
     -------
@@ -403,13 +416,18 @@ def per_sample_gradient_norms(
         raise ValueError(
             f'method must be "auto", "factored" or "vmap", got {method!r}.'
         )
-    owners = _linear_owners(net.module_, parameters)
+    owners = parameter_owners(net.module_, parameters)
     if method == "factored" and owners is None:
         raise ValueError(
-            'method="factored" needs every selected parameter to belong to an nn.Linear.'
+            'method="factored" needs every selected parameter to belong to an '
+            "nn.Linear, nn.Conv2d (groups=1) or nn.BatchNorm2d (running statistics)."
         )
     if method != "vmap" and owners is not None:
-        return _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size)
+        try:
+            return _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size)
+        except UnsupportedLayer:
+            if method == "factored":
+                raise
     norms = np.empty(X.shape[0])
     for rows, grads in per_sample_gradients(
         net, X, loss=loss, y=y, parameters=parameters, chunk_size=chunk_size
@@ -418,24 +436,6 @@ def per_sample_gradient_norms(
         chunk = sq.sum(0).sqrt() if norm == "global" else sq.sqrt().sum(0)
         norms[rows] = chunk.cpu().numpy()
     return norms
-
-
-def _linear_owners(module, parameters):
-    """{layer: [("weight" | "bias"), ...]} if every selected parameter is a Linear's."""
-    layer_of = {}
-    for layer in module.modules():
-        if isinstance(layer, _OUTER_PRODUCT_LAYERS):
-            for kind, param in layer.named_parameters(recurse=False):
-                layer_of[id(param)] = (layer, kind)
-    owners = {}
-    for name, param in module.named_parameters():
-        if parameters is not None and name not in parameters:
-            continue
-        if id(param) not in layer_of:
-            return None
-        layer, kind = layer_of[id(param)]
-        owners.setdefault(layer, []).append(kind)
-    return owners
 
 
 def _batched_losses(logits, loss, labels):
@@ -450,16 +450,8 @@ def _batched_losses(logits, loss, labels):
 
 
 def _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size):
+    """Per-sample norms from one batched backward pass per chunk (_layer_norms)."""
     module = net.module_
-    captured = {}
-
-    def keep(layer):
-        def hook(_layer, inputs, output):
-            captured[layer] = (inputs[0], output)
-
-        return hook
-
-    hooks = [layer.register_forward_hook(keep(layer)) for layer in owners]
     chunk_size = chunk_size or get_config()["chunk_size"]
     labels = None if y is None else torch.as_tensor(np.asarray(y))
     norms = np.empty(X.shape[0])
@@ -468,30 +460,13 @@ def _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size):
     try:
         for start in range(0, X.shape[0], chunk_size):
             rows = slice(start, min(start + chunk_size, X.shape[0]))
-            captured.clear()
-            with torch.enable_grad():
+            with torch.enable_grad(), LayerCapture(owners) as capture:
                 logits = module(rows_to_tensor(X, rows).to(net.device))
                 chunk_labels = None if labels is None else labels[rows].to(net.device)
                 total = _batched_losses(logits, loss, chunk_labels).sum()
-                layers = list(owners)
-                if any(captured[layer][0].dim() != 2 for layer in layers):
-                    raise ValueError(
-                        "a Linear layer sees more than one vector per sample"
-                    )
-                deltas = torch.autograd.grad(total, [captured[la][1] for la in layers])
-            tensor_sq_norms = []
-            for layer, delta in zip(layers, deltas):
-                delta_sq = delta.double().pow(2).sum(1)
-                if "weight" in owners[layer]:
-                    inputs = captured[layer][0].detach().double()
-                    tensor_sq_norms.append(delta_sq * inputs.pow(2).sum(1))
-                if "bias" in owners[layer]:
-                    tensor_sq_norms.append(delta_sq)
-            sq = torch.stack(tensor_sq_norms)
+                sq = capture.squared_norms(total)
             chunk = sq.sum(0).sqrt() if norm == "global" else sq.sqrt().sum(0)
             norms[rows] = chunk.cpu().numpy()
     finally:
-        for hook in hooks:
-            hook.remove()
         module.train(was_training)
     return norms

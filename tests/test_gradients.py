@@ -169,6 +169,16 @@ def test_kmeans_plus_plus_on_duplicates_never_repeats():
     assert sorted(picks) == list(range(6))
 
 
+def test_default_gradient_chunks_fit_the_memory_budget(blobs, fitted_mlp, monkeypatch):
+    X, _ = blobs
+    n_values = sum(p.numel() for p in fitted_mlp.module_.parameters())
+    monkeypatch.setattr(gradients, "GRADIENT_CHUNK_BYTES", 4 * n_values * 7)
+    chunks = [rows for rows, _ in gradients.per_sample_gradients(fitted_mlp, X[:20])]
+    assert chunks == [slice(0, 7), slice(7, 14), slice(14, 20)]  # 7 float32 copies
+    monkeypatch.setattr(gradients, "GRADIENT_CHUNK_BYTES", 1)
+    assert len(list(gradients.per_sample_gradients(fitted_mlp, X[:3]))) == 3
+
+
 def test_per_sample_gradients_equal_autograd_loop(blobs, fitted_mlp):
     X, y = blobs
     module = fitted_mlp.module_

@@ -895,22 +895,10 @@ def _plot_curves(results, stem):
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for extra in axes[n:]:
         extra.set_visible(False)
+    # plot_learning_curves gives each strategy its own color and line style and
+    # draws one legend outside the panels.
     plot_learning_curves(results, ax=axes[:n])
-    for axis in axes[:n]:
-        _distinguish_repeated_colors(axis)
     return _save_both(fig, stem)
-
-
-def _distinguish_repeated_colors(axis):
-    """Dash the lines that reuse a color: matplotlib's cycle has 10 colors."""
-    seen = set()
-    for line in axis.get_lines():
-        color = line.get_color()
-        if color in seen:
-            line.set_linestyle("--")
-            line.set_marker("x")
-        seen.add(color)
-    axis.legend(fontsize="small", ncol=2)
 
 
 def _save_both(fig, stem):
@@ -1014,6 +1002,8 @@ def write_report(output_dir, *, sources=None, drop=0.1, print_fn=print):
     summary = _summary_text(
         out, results, aulc_stats, scores, timing, collapses, drop, skipped
     )
+    if sources != [out]:
+        summary = f"Combined from: {', '.join(map(str, sources))}\n{summary}"
     _write_atomic(out / "summary.txt", lambda f: f.write(summary + "\n"))
     files.append(out / "summary.txt")
     print_fn(summary)
@@ -1091,10 +1081,15 @@ def _summary_text(out, results, aulc_stats, scores, timing, collapses, drop, ski
             f"  {r.strategy} on {r.dataset} ({r.model}): {r.reason}"
             for r in skipped.itertuples()
         ]
+    run_files = ""
+    if (out / CELLS).is_dir():  # a run's own directory, not a combined report
+        run_files = (
+            "cells/, lr_sweep.csv, learning_rates.csv, skipped.csv, config.json, "
+        )
     lines += [
         "",
-        f"Files: {out / 'results.csv'}, cells/, aulc*.csv, penalty_matrix_*.csv/png/"
-        "pdf, loss_scores.csv, timing_*.csv, collapses.csv, learning_curves.png/pdf, "
-        "lr_sweep.csv, learning_rates.csv, skipped.csv, config.json, summary.txt.",
+        f"Files: {out / 'results.csv'}, aulc*.csv, penalty_matrix_*.csv/png/pdf, "
+        "loss_scores.csv, timing_*.csv, collapses.csv, learning_curves.png/pdf, "
+        f"{run_files}summary.txt.",
     ]
     return "\n".join(lines)

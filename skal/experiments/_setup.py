@@ -240,15 +240,12 @@ def make_mlp(*, max_epochs=30, sgd_batch_size=8, lr=0.01, dropout=0.0):
     -------
     estimator : skal.nets.MLPClassifier
     """
-    from ..nets import MLPClassifier
-
-    return MLPClassifier(
-        hidden_layer_sizes=(512, 256),
+    return make_model(
+        "mlp",
         max_epochs=max_epochs,
-        batch_size=sgd_batch_size,
+        sgd_batch_size=sgd_batch_size,
         lr=lr,
         dropout=dropout,
-        optimizer__momentum=0.9,
     )
 
 
@@ -270,18 +267,15 @@ def make_model(name="mlp", *, max_epochs=30, sgd_batch_size=8, lr=0.01, dropout=
     """
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}; available: {', '.join(MODELS)}.")
-    if name == "mlp":
-        return make_mlp(
-            max_epochs=max_epochs, sgd_batch_size=sgd_batch_size, lr=lr, dropout=dropout
-        )
-    from ..nets import CNNClassifier
+    from ..nets import CNNClassifier, MLPClassifier
 
-    return CNNClassifier(
-        name,
-        head=(512, 256),
+    training = dict(
         dropout=dropout,
         max_epochs=max_epochs,
         batch_size=sgd_batch_size,
         lr=lr,
         optimizer__momentum=0.9,
     )
+    if name == "mlp":
+        return MLPClassifier(hidden_layer_sizes=(512, 256), **training)
+    return CNNClassifier(name, head=(512, 256), **training)

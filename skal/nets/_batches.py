@@ -31,7 +31,12 @@ def rows_to_tensor(X, rows=None, keep_sparse=False):
         batch = batch.toarray()
     if isinstance(batch, torch.Tensor):
         return batch.float()
-    return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    if not batch.flags.writeable:
+        # Read-only memmaps/DataFrames: torch could write into a shared buffer
+        # (an in-place first layer), so hand it a copy of the rows.
+        batch = batch.copy()
+    return torch.from_numpy(batch)
 
 
 def csr_to_tensor(matrix):

@@ -139,3 +139,21 @@ def test_other_optimizers_ignore_the_sgd_momentum_default(blobs):
         .optimizer_.param_groups[0]["momentum"]
         == 0.5
     )
+
+
+def test_read_only_input_is_copied_not_shared_with_torch(tmp_path):
+    import warnings
+
+    from skal.nets._batches import rows_to_tensor
+
+    X = np.lib.format.open_memmap(
+        tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(6, 3)
+    )
+    X[:] = np.arange(18, dtype=np.float32).reshape(6, 3)
+    X.flush()
+    readonly = np.load(tmp_path / "X.npy", mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "not writable" warning would raise
+        tensor = rows_to_tensor(readonly)
+    tensor += 1  # an in-place op on the batch must not reach the file
+    np.testing.assert_array_equal(readonly, np.arange(18).reshape(6, 3))
