@@ -276,6 +276,12 @@ def _add_report(commands):
         "protocols, each its own experiment) into one report in OUTPUT_DIR",
     )
     report.add_argument(
+        "--strategies",
+        nargs="+",
+        default=None,
+        help="report only these strategies (default: all in the results)",
+    )
+    report.add_argument(
         "--drop",
         type=float,
         default=0.1,
@@ -351,5 +357,10 @@ def main(argv=None):
     elif args.command == "report":
         from .experiments import write_report
 
-        write_report(args.output_dir, sources=args.combine, drop=args.drop)
+        write_report(
+            args.output_dir,
+            sources=args.combine,
+            strategies=args.strategies,
+            drop=args.drop,
+        )
     return 0

@@ -908,7 +908,9 @@ def _save_both(fig, stem):
     return paths
 
 
-def write_report(output_dir, *, sources=None, drop=0.1, print_fn=print):
+def write_report(
+    output_dir, *, sources=None, strategies=None, drop=0.1, print_fn=print
+):
     """Aggregate, plot and summarize a results directory (``skal report``).
 
     Reads every finished cell (of ``output_dir``, or of several ``sources``) and
@@ -937,6 +939,10 @@ def write_report(output_dir, *, sources=None, drop=0.1, print_fn=print):
         (dataset, model) is its own experiment of the penalty matrix, whose
         matrices are summed over experiments. A (dataset, model) found in two
         sources is refused.
+    strategies : sequence of str, default=None
+        Report only these strategies (None: all). The penalty matrix depends on
+        which strategies are compared (its multiple-testing correction runs over
+        their pairs).
     drop : float, default=0.1
         Threshold of :func:`find_collapses`.
     print_fn : callable, default=print
@@ -953,6 +959,8 @@ def write_report(output_dir, *, sources=None, drop=0.1, print_fn=print):
     out = Path(output_dir)
     sources = [out] if sources is None else [Path(s) for s in sources]
     results = _combined_results(sources)
+    if strategies is not None:
+        results = results[results["strategy"].isin(list(strategies))]
     if results.empty:
         where = ", ".join(str(s / CELLS) for s in sources)
         raise FileNotFoundError(f"No finished cells in {where}.")

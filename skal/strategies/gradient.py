@@ -248,8 +248,10 @@ class EntropyGradNorm(QueryStrategy):
     Ranks the pool by ``||grad_theta H(p_theta(.|x))||`` over all parameters
     (default) or the last layer, highest first. For the last layer the gradient
     factors with ``a_k = -p_k (log p_k + H)``, so the global norm is
-    ``||a|| ||h~||`` at O(N C) after the forward pass; over all parameters it is a
-    vmapped per-sample gradient (``torch.func``), one backward pass over the pool.
+    ``||a|| ||h~||`` at O(N C) after the forward pass; over all parameters it is
+    one batched backward pass over the pool with closed-form per-layer norms
+    (:func:`skal.gradients.per_sample_gradient_norms`; ``torch.func.vmap`` for
+    layer types without a closed form).
 
     Parameters
     ----------

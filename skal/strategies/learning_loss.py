@@ -57,8 +57,10 @@ class LPLgrad(EntropyGradNorm):
     prediction entropy with respect to all parameters of the *main* network, not
     the auxiliary module (querying phase). Per-sample gradients come from
     :func:`skal.gradients.per_sample_gradient_norms`: one batched backward pass for
-    MLPs (``||delta_i|| ||x_i||`` per linear layer), ``torch.func.vmap`` otherwise;
-    never a Python loop over samples. Memory O(chunk x parameters) at most.
+    networks of linear, conv and (eval-mode) batch-norm layers, in closed form per
+    layer (``||delta_i|| ||x_i||`` for a linear weight; see
+    :mod:`skal._layer_norms`), ``torch.func.vmap`` otherwise; never a Python loop
+    over samples, never a per-sample copy of the whole gradient on the fast path.
 
     Parameters
     ----------

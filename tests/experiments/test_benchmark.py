@@ -265,5 +265,12 @@ def test_write_report_combines_runs_of_different_experiments(small_digits, tmp_p
     assert set(report.results["dataset"]) == {"digits", "digits_half"}
     assert len(report.results) == 2 * 2 * 3 + 2 * 2 * 2  # rounds 0..2 and 0..1
     assert (tmp_path / "both" / "penalty_matrix_all.csv").exists()
+    only = write_report(
+        tmp_path / "margin_only",
+        sources=[tmp_path / "a", tmp_path / "b"],
+        strategies=["margin"],
+        print_fn=None,
+    )
+    assert set(only.results["strategy"]) == {"margin"}
     with pytest.raises(ValueError, match="in both"):
         write_report(tmp_path / "x", sources=[tmp_path / "a", tmp_path / "a"])
