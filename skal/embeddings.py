@@ -20,6 +20,7 @@ that accept sparse input (skal's MLP) get torch sparse CSR chunks, others get on
 densified chunk at a time.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +140,28 @@ def predict_proba(estimator, X, *, chunk_size=None):
     return np.asarray(np.concatenate(parts), dtype=np.float64)
 
 
+_shared = None  # {key: (estimator, X, ForwardPass)} inside shared_forward_passes()
+
+
+@contextlib.contextmanager
+def shared_forward_passes():
+    """Compute each (estimator, pool) forward pass once inside this block.
+
+    Strategies that combine others (ALBL's experts) would otherwise run the same
+    network over the same pool once per member. Inside the block,
+    :func:`forward_pass` returns the result already computed for the same
+    estimator object and the same pool object (and chunk size); anything else is
+    computed as usual. Shared arrays are read-only. The results are dropped when
+    the block ends.
+    """
+    global _shared
+    outer, _shared = _shared, ({} if _shared is None else _shared)
+    try:
+        yield
+    finally:
+        _shared = outer
+
+
 def forward_pass(estimator, X, *, chunk_size=None):
     """Probabilities, logits and penultimate features over a pool.
 
@@ -154,6 +177,20 @@ def forward_pass(estimator, X, *, chunk_size=None):
     -------
     ForwardPass
     """
+    if _shared is not None:
+        # Identity, not equality: the kept references keep the ids valid.
+        key = (id(estimator), id(X), chunk_size)
+        if key not in _shared:
+            out = _forward_pass(estimator, X, chunk_size)
+            for values in (out.proba, out.logits, out.features):
+                if isinstance(values, np.ndarray):
+                    values.flags.writeable = False  # shared: a write would leak
+            _shared[key] = (estimator, X, out)
+        return _shared[key][2]
+    return _forward_pass(estimator, X, chunk_size)
+
+
+def _forward_pass(estimator, X, chunk_size):
     check_fitted_estimator(estimator)
     if is_torch_net(estimator):
         return _check_finite(_net_forward_pass(estimator, X, chunk_size))

@@ -107,3 +107,31 @@ def test_models_without_features_or_proba(blobs):
     )
     with pytest.raises(TypeError, match="no penultimate features"):
         embeddings.forward_pass(forest, X)
+
+
+def test_shared_forward_passes_compute_once_per_estimator_and_pool(
+    blobs, fitted_mlp, monkeypatch
+):
+    X, _ = blobs
+    pool, other = X[200:260], X[260:300]
+    calls = []
+    real = embeddings._net_forward_pass
+    monkeypatch.setattr(
+        embeddings,
+        "_net_forward_pass",
+        lambda net, X, chunk_size: calls.append(len(X)) or real(net, X, chunk_size),
+    )
+    with embeddings.shared_forward_passes():
+        first = embeddings.forward_pass(fitted_mlp, pool)
+        again = embeddings.forward_pass(fitted_mlp, pool)
+        proba = embeddings.predict_proba(fitted_mlp, pool)
+        embeddings.forward_pass(fitted_mlp, other)
+        assert again is first and proba is first.proba
+        with pytest.raises(ValueError, match="read-only"):
+            first.features[0, 0] = 1.0  # shared results cannot be corrupted
+    assert calls == [60, 40]
+    embeddings.forward_pass(fitted_mlp, pool)  # outside the block: computed again
+    assert calls == [60, 40, 60]
+    np.testing.assert_array_equal(
+        embeddings.forward_pass(fitted_mlp, pool).proba, first.proba
+    )

@@ -15,6 +15,7 @@ from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
+from .. import embeddings
 from ._registry import get_strategy, register
 from .base import QueryStrategy
 
@@ -277,7 +278,10 @@ class ALBL(QueryStrategy):
     # --- query: n draws from the mixture of the experts' advice -----------------------
     def _select(self, X_pool, n):
         n_candidates = X_pool.shape[0]
-        proposals = [np.asarray(expert.query(X_pool, n)) for expert in self.experts_]
+        with embeddings.shared_forward_passes():  # one network pass for all experts
+            proposals = [
+                np.asarray(expert.query(X_pool, n)) for expert in self.experts_
+            ]
         p = self.expert_probabilities_
         rng = self.random_state_
         self.n_batches_ += 1
