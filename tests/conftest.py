@@ -66,3 +66,19 @@ def fitted_universal_mlp(blobs):
 def fitted_logreg(blobs):
     X, y = blobs
     return LogisticRegression(max_iter=500).fit(X[:200], y[:200])
+
+
+@pytest.fixture
+def forward_pass_calls(monkeypatch):
+    """Rows of every network forward pass over a pool, in call order."""
+    from skal import embeddings
+
+    calls = []
+    real = embeddings._net_forward_pass
+
+    def counting(net, X, chunk_size):
+        calls.append(len(X))
+        return real(net, X, chunk_size)
+
+    monkeypatch.setattr(embeddings, "_net_forward_pass", counting)
+    return calls

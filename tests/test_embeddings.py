@@ -110,17 +110,11 @@ def test_models_without_features_or_proba(blobs):
 
 
 def test_shared_forward_passes_compute_once_per_estimator_and_pool(
-    blobs, fitted_mlp, monkeypatch
+    blobs, fitted_mlp, forward_pass_calls
 ):
     X, _ = blobs
     pool, other = X[200:260], X[260:300]
-    calls = []
-    real = embeddings._net_forward_pass
-    monkeypatch.setattr(
-        embeddings,
-        "_net_forward_pass",
-        lambda net, X, chunk_size: calls.append(len(X)) or real(net, X, chunk_size),
-    )
+    calls = forward_pass_calls
     with embeddings.shared_forward_passes():
         first = embeddings.forward_pass(fitted_mlp, pool)
         again = embeddings.forward_pass(fitted_mlp, pool)

@@ -219,18 +219,9 @@ def test_params_clone_and_validation(blobs):
             ALBL(**params).fit(X[:30], y[:30], estimator=model)
 
 
-def test_experts_share_one_forward_pass(blobs, fitted_mlp, monkeypatch):
-    from skal import embeddings
-
+def test_experts_share_one_forward_pass(blobs, fitted_mlp, forward_pass_calls):
     X, y = blobs
-    calls = []
-    real = embeddings._net_forward_pass
-    monkeypatch.setattr(
-        embeddings,
-        "_net_forward_pass",
-        lambda net, X, chunk_size: calls.append(len(X)) or real(net, X, chunk_size),
-    )
     albl = ALBL(random_state=0).fit(X[:40], y[:40], estimator=fitted_mlp)
-    calls.clear()  # fit may embed the labeled set (K-center)
+    forward_pass_calls.clear()  # fit may embed the labeled set (K-center)
     albl.query(X[200:300], 5)
-    assert calls == [100]  # least confidence and K-center: one pass, not two
+    assert forward_pass_calls == [100]  # least confidence and K-center: one pass
