@@ -21,6 +21,7 @@ densified chunk at a time.
 """
 
 import contextlib
+import contextvars
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,7 +141,9 @@ def predict_proba(estimator, X, *, chunk_size=None):
     return np.asarray(np.concatenate(parts), dtype=np.float64)
 
 
-_shared = None  # {key: (estimator, X, ForwardPass)} inside shared_forward_passes()
+# {key: (estimator, X, ForwardPass)} inside shared_forward_passes(); a ContextVar so
+# that threads (joblib's threading backend, Dask workers) never share each other's.
+_shared = contextvars.ContextVar("skal_shared_forward_passes", default=None)
 
 
 @contextlib.contextmanager
@@ -154,12 +157,11 @@ def shared_forward_passes():
     computed as usual. Shared arrays are read-only. The results are dropped when
     the block ends.
     """
-    global _shared
-    outer, _shared = _shared, ({} if _shared is None else _shared)
+    token = _shared.set({} if _shared.get() is None else _shared.get())
     try:
         yield
     finally:
-        _shared = outer
+        _shared.reset(token)
 
 
 def forward_pass(estimator, X, *, chunk_size=None):
@@ -177,16 +179,17 @@ def forward_pass(estimator, X, *, chunk_size=None):
     -------
     ForwardPass
     """
-    if _shared is not None:
+    shared = _shared.get()
+    if shared is not None:
         # Identity, not equality: the kept references keep the ids valid.
         key = (id(estimator), id(X), chunk_size)
-        if key not in _shared:
+        if key not in shared:
             out = _forward_pass(estimator, X, chunk_size)
             for values in (out.proba, out.logits, out.features):
                 if isinstance(values, np.ndarray):
                     values.flags.writeable = False  # shared: a write would leak
-            _shared[key] = (estimator, X, out)
-        return _shared[key][2]
+            shared[key] = (estimator, X, out)
+        return shared[key][2]
     return _forward_pass(estimator, X, chunk_size)
 
 

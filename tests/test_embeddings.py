@@ -121,11 +121,16 @@ def test_shared_forward_passes_compute_once_per_estimator_and_pool(
         proba = embeddings.predict_proba(fitted_mlp, pool)
         embeddings.forward_pass(fitted_mlp, other)
         assert again is first and proba is first.proba
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool_thread:  # other threads do not share it
+            elsewhere = pool_thread.submit(embeddings.forward_pass, fitted_mlp, pool)
+            assert elsewhere.result() is not first
         with pytest.raises(ValueError, match="read-only"):
             first.features[0, 0] = 1.0  # shared results cannot be corrupted
-    assert calls == [60, 40]
+    assert calls == [60, 40, 60]  # the block: pool, other; the other thread: pool
     embeddings.forward_pass(fitted_mlp, pool)  # outside the block: computed again
-    assert calls == [60, 40, 60]
+    assert calls == [60, 40, 60, 60]
     np.testing.assert_array_equal(
         embeddings.forward_pass(fitted_mlp, pool).proba, first.proba
     )

@@ -42,6 +42,14 @@ def materialize(factors):
     return np.hstack([weight, a])
 
 
+def materialize_discrepancy_problem(net, X_labeled, y_labeled, pool):
+    """Materialized labeled-set gradients (true labels) and pool gradients (pseudo)."""
+    labeled = gradients.last_layer_factors(net, X_labeled, loss="label", y=y_labeled)
+    return materialize(labeled[0]), materialize(
+        gradients.last_layer_factors(net, pool)[0]
+    )
+
+
 @pytest.mark.parametrize("loss", ["pseudo_label", "label", "entropy"])
 def test_last_layer_factors_equal_autograd(loss, blobs, fitted_mlp):
     X, y = blobs

@@ -6,20 +6,17 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
-from skal import ActiveLearner, gradients
+from skal import ActiveLearner
 from skal.strategies import GradKMeans
 
-from ..test_gradients import materialize
+from ..test_gradients import materialize_discrepancy_problem
 
 
 @pytest.fixture
 def materialized(blobs, fitted_mlp):
     X, y = blobs
     X_l, y_l, pool = X[:30], y[:30], X[200:300]
-    labeled = materialize(
-        gradients.last_layer_factors(fitted_mlp, X_l, loss="label", y=y_l)[0]
-    )
-    candidates = materialize(gradients.last_layer_factors(fitted_mlp, pool)[0])
+    labeled, candidates = materialize_discrepancy_problem(fitted_mlp, X_l, y_l, pool)
     return X_l, y_l, pool, labeled, candidates
 
 

@@ -16,7 +16,7 @@ from skal.strategies import (
 )
 
 from ..conftest import tiny_mlp
-from ..test_gradients import materialize
+from ..test_gradients import materialize, materialize_discrepancy_problem
 
 
 def mean_loss_gradient(module, X, targets, params):
@@ -96,10 +96,7 @@ def test_grad_with_logistic_regression_on_sparse_tfidf(sparse_text):
 def test_grad_seq_equals_literal_sequential_selection(blobs, fitted_mlp):
     X, y = blobs
     X_l, y_l, pool = X[:30], y[:30], X[200:260]
-    labeled = materialize(
-        gradients.last_layer_factors(fitted_mlp, X_l, loss="label", y=y_l)[0]
-    )
-    candidates = materialize(gradients.last_layer_factors(fitted_mlp, pool)[0])
+    labeled, candidates = materialize_discrepancy_problem(fitted_mlp, X_l, y_l, pool)
     reference, picks = list(labeled), []
     for _ in range(10):
         distances = np.linalg.norm(candidates - np.mean(reference, axis=0), axis=1)
