@@ -130,7 +130,9 @@ def logit_gradients(proba, logits, loss, y=None):
     return a
 
 
-def last_layer_factors(estimator, X, *, loss="pseudo_label", y=None, chunk_size=None):
+def last_layer_factors(
+    estimator, X, *, loss="pseudo_label", y=None, chunk_size=None, include_bias=True
+):
     """Stream the factors of the last-layer gradients over ``X``.
 
     Parameters
@@ -143,6 +145,9 @@ def last_layer_factors(estimator, X, *, loss="pseudo_label", y=None, chunk_size=
         Labels (as in ``estimator.classes_``) for ``loss="label"``.
     chunk_size : int, default=None
         Rows per forward chunk.
+    include_bias : bool, default=True
+        Include the bias's gradient (the trailing 1 of ``h~``) when the output
+        layer has a bias; False gives the weight gradient alone.
 
     Returns
     -------
@@ -154,7 +159,7 @@ def last_layer_factors(estimator, X, *, loss="pseudo_label", y=None, chunk_size=
     if loss == "label":
         y_index = _class_indices(estimator, y)
     a = logit_gradients(out.proba, out.logits, loss, y_index)
-    h = _append_bias_column(out.features, _has_bias(estimator))
+    h = _append_bias_column(out.features, include_bias and _has_bias(estimator))
     dtype = np.float64 if sparse.issparse(h) else out.features.dtype
     return GradientFactors(a.astype(dtype), h), out.proba
 

@@ -238,8 +238,10 @@ class SkalNetClassifier(NeuralNetClassifier):
         per_sample = torch.nn.functional.cross_entropy(
             y_pred, y_true.to(y_pred.device).long(), reduction="none"
         )
-        epoch = len(self.history) - 1
-        detach = settings.detach_epoch is not None and epoch >= settings.detach_epoch
+        # Epochs count within this fit: warm-started rounds restart the schedule.
+        epoch = len(self.history) - 1 - getattr(self, "fit_start_epoch_", 0)
+        first_detached = settings.first_detached_epoch(self.max_epochs)
+        detach = first_detached is not None and epoch >= first_detached
         predicted = self._predicted_loss(detach=detach)
         return target_loss + settings.weight * ranking_loss(
             predicted, per_sample, settings.margin
@@ -340,6 +342,12 @@ class SkalNetClassifier(NeuralNetClassifier):
         super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         if training and self._lazy():
             self.optimizer_.flush()
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # History rows before this fit (partial_fit, warm start): the loss module's
+        # detach schedule counts epochs from here.
+        self.fit_start_epoch_ = len(self.history)
+        return super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         # Also after an interrupted epoch (skorch catches KeyboardInterrupt).

@@ -20,6 +20,9 @@ and of robustness to scale, which is Learning Loss's construction; skal
 implements that (``sign(l_i - l_j)`` as the direction) for both strategies.
 """
 
+import math
+
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from torch import nn
@@ -42,20 +45,56 @@ class LossPrediction(BaseEstimator):
         lambda in ``target loss + lambda * loss-prediction loss`` (Learning Loss: 1).
     margin : float, default=1.0
         xi of the ranking loss (Learning Loss: 1).
-    detach_epoch : int, default=None
-        From this epoch on (0-based), the features are detached before the module,
-        so its gradient no longer reaches the main network (Learning Loss: epoch
-        120 of 200). ``None`` never detaches.
+    detach_epoch : int, float or None, default=0.6
+        When the features are detached before the module, so that its gradient no
+        longer reaches the main network. An int is a 0-based epoch; a float in
+        ``(0, 1]`` is a fraction of the net's ``max_epochs`` (the first epoch at or
+        after ``detach_epoch * max_epochs``); ``None`` never detaches. The default
+        is Learning Loss's schedule, epoch 120 of 200, which the public LPLgrad code
+        keeps; with 30 epochs it detaches from epoch 18 on.
     """
 
     def __init__(
-        self, layers=None, width=128, weight=1.0, margin=1.0, detach_epoch=None
+        self, layers=None, width=128, weight=1.0, margin=1.0, detach_epoch=0.6
     ):
         self.layers = layers
         self.width = width
         self.weight = weight
         self.margin = margin
         self.detach_epoch = detach_epoch
+
+    def first_detached_epoch(self, max_epochs):
+        """The 0-based epoch from which the features are detached (None: never).
+
+        Parameters
+        ----------
+        max_epochs : int
+            Epochs of one fit of the net.
+
+        Returns
+        -------
+        epoch : int or None
+        """
+        detach = self.detach_epoch
+        if detach is None:
+            return None
+        if isinstance(detach, bool) or not isinstance(
+            detach, (int, float, np.integer, np.floating)
+        ):
+            raise TypeError(
+                f"detach_epoch must be an int (an epoch), a float in (0, 1] (a "
+                f"fraction of max_epochs) or None, got {detach!r}."
+            )
+        if isinstance(detach, (float, np.floating)):
+            if not 0 < detach <= 1:
+                raise ValueError(
+                    f"A float detach_epoch is a fraction of max_epochs and must be "
+                    f"in (0, 1], got {detach}; pass an int for an epoch number."
+                )
+            return math.ceil(detach * max_epochs - 1e-9)
+        if detach < 0:
+            raise ValueError(f"detach_epoch must be >= 0, got {detach}.")
+        return int(detach)
 
 
 class LossPredictionModule(nn.Module):

@@ -13,8 +13,9 @@ from .base import QueryStrategy
 class BADGE(QueryStrategy):
     """Batch Active learning by Diverse Gradient Embeddings (``badge``).
 
-    Embeds each candidate by its last-layer gradient under its pseudo-label,
-    ``g_x = (p - e_y_hat) (x) h~_x``, and picks the batch by k-means++ seeding in
+    Embeds each candidate by its last-layer weight gradient under its
+    pseudo-label, ``g_x = (p - e_y_hat) (x) h_x`` (``h~_x = [h_x, 1]`` with
+    ``include_bias``), and picks the batch by k-means++ seeding in
     that space: the first point has the largest gradient norm (as in the reference
     code), each next one is drawn with probability proportional to its squared
     distance to the nearest point picked so far. Distances are computed from the
@@ -24,6 +25,11 @@ class BADGE(QueryStrategy):
 
     Parameters
     ----------
+    include_bias : bool, default=False
+        Append the output bias's gradient ``p - e_y_hat`` to the embedding. The
+        reference implementation embeds the weight gradient only,
+        ``(p - e_y_hat) (x) h_x``, and so does the default; with the bias the
+        distances change and later draws differ from the reference's.
     random_state : int, RandomState instance or None, default=None
         Source of the D^2 draws.
 
@@ -33,14 +39,17 @@ class BADGE(QueryStrategy):
     Deep Batch Active Learning by Diverse, Uncertain Gradient Lower Bounds. ICLR.
     """
 
-    def __init__(self, random_state=None):
+    def __init__(self, include_bias=False, random_state=None):
+        self.include_bias = include_bias
         self.random_state = random_state
 
     def _fit(self, X, y):
         self.random_state_ = check_random_state(self.random_state)
 
     def _select(self, X_pool, n):
-        factors, _ = gradients.last_layer_factors(self.estimator_, X_pool)
+        factors, _ = gradients.last_layer_factors(
+            self.estimator_, X_pool, include_bias=self.include_bias
+        )
         return gradients.kmeans_plus_plus(factors, n, self.random_state_)
 
 

@@ -101,3 +101,63 @@ def test_params_route_to_the_settings_and_errors(digits_module):
         tiny_mlp().fit(X[:20], y[:20]).predict_loss(X[:5])
     with pytest.raises(ValueError, match="loss_prediction is None"):
         tiny_mlp().set_params(loss_prediction__margin=1.0)
+
+
+@pytest.mark.parametrize(
+    "detach_epoch, max_epochs, expected",
+    [
+        (0.6, 200, 120),
+        (0.6, 30, 18),
+        (0.5, 5, 3),
+        (1.0, 4, 4),
+        (7, 30, 7),
+        (None, 30, None),
+    ],
+)
+def test_first_detached_epoch_follows_learning_loss_schedule(
+    detach_epoch, max_epochs, expected
+):
+    settings = LossPrediction(detach_epoch=detach_epoch)
+    assert settings.first_detached_epoch(max_epochs) == expected
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, -1, "half", True])
+def test_first_detached_epoch_rejects_bad_values(bad):
+    with pytest.raises((TypeError, ValueError), match="detach_epoch"):
+        LossPrediction(detach_epoch=bad).first_detached_epoch(10)
+
+
+def test_default_detaches_at_sixty_percent_of_the_epochs(digits_module):
+    X, y = digits_module
+
+    def trained(**settings):
+        net = tiny_mlp(
+            hidden_layer_sizes=(16,),
+            max_epochs=3,
+            loss_prediction=LossPrediction(weight=5.0, **settings),
+        )
+        return net.fit(X[:100], y[:100]).predict_proba(X[:50])
+
+    # 0.6 * 3 epochs: the features are detached from epoch 2 (0-based) on.
+    default = trained()
+    np.testing.assert_allclose(default, trained(detach_epoch=2), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(default, trained(detach_epoch=None), atol=1e-4)
+
+
+def test_detach_schedule_restarts_with_each_warm_started_fit(digits_module):
+    X, y = digits_module
+
+    def continued(detach_epoch):
+        net = tiny_mlp(
+            hidden_layer_sizes=(16,),
+            max_epochs=2,
+            warm_start=True,
+            loss_prediction=LossPrediction(weight=5.0, detach_epoch=detach_epoch),
+        )
+        net.fit(X[:100], y[:100])
+        return net.fit(X[:100], y[:100]).predict_proba(X[:50])
+
+    # Epoch 1 of the second fit is its own epoch 1, not epoch 3 of the net's life:
+    # detach_epoch=1 and detach_epoch=3 differ (3 would never detach in either fit).
+    assert not np.allclose(continued(1), continued(3), atol=1e-4)
+    np.testing.assert_allclose(continued(3), continued(None), rtol=1e-5, atol=1e-6)

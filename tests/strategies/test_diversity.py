@@ -5,18 +5,25 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.linear_model import LogisticRegression
 
-from skal import gradients
 from skal.strategies import BADGE, KCenterGreedy
 
-from ..test_gradients import materialize
+from ..test_gradients import autograd_last_layer
 
 
-def test_badge_equals_kmeans_plus_plus_on_materialized_embeddings(blobs, fitted_mlp):
+@pytest.mark.parametrize("include_bias", [False, True])
+def test_badge_equals_kmeans_plus_plus_on_autograd_embeddings(
+    include_bias, blobs, fitted_mlp
+):
     X, y = blobs
     pool = X[200:300]
-    G = materialize(gradients.last_layer_factors(fitted_mlp, pool)[0])
+    # Per-sample autograd gradients under the pseudo-label, laid out [W, b].
+    G = autograd_last_layer(fitted_mlp, pool, loss="pseudo_label")
+    if not include_bias:  # the reference implementation's embedding: W only
+        G = G[:, : -len(fitted_mlp.classes_)]
     picks = (
-        BADGE(random_state=7).fit(X[:50], y[:50], estimator=fitted_mlp).query(pool, 15)
+        BADGE(include_bias=include_bias, random_state=7)
+        .fit(X[:50], y[:50], estimator=fitted_mlp)
+        .query(pool, 15)
     )
     rng = np.random.RandomState(7)
     centers = [int(np.argmax((G**2).sum(1)))]
@@ -24,6 +31,20 @@ def test_badge_equals_kmeans_plus_plus_on_materialized_embeddings(blobs, fitted_
         d2 = cdist(G, G[centers], "sqeuclidean").min(1)
         centers.append(int(rng.choice(len(G), p=d2 / d2.sum())))
     np.testing.assert_array_equal(picks, centers)
+
+
+def test_badge_default_embedding_leaves_out_the_bias(blobs, fitted_mlp):
+    # Different embeddings give different later draws under the same seed.
+    X, y = blobs
+    pool = X[200:400]
+    picks = {
+        bias: BADGE(include_bias=bias, random_state=3)
+        .fit(X[:50], y[:50], estimator=fitted_mlp)
+        .query(pool, 30)
+        for bias in (False, True)
+    }
+    assert BADGE().include_bias is False
+    assert list(picks[False]) != list(picks[True])
 
 
 def test_badge_with_sparse_logistic_regression(sparse_text):
