@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 
 from .. import embeddings
 from ._registry import get_strategy, register
@@ -138,6 +139,15 @@ class ALBL(QueryStrategy):
     Contextual Bandit Algorithms with Supervised Learning Guarantees. AISTATS.
     """
 
+    _parameter_constraints = {
+        "strategies": [list, tuple, None],
+        "uniform_sampler": ["boolean"],
+        "budget": [Interval(Integral, 1, None, closed="left"), None],
+        "delta": [Interval(Real, 0, None, closed="neither")],
+        "p_min": [Interval(Real, 0, 1, closed="both"), None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         strategies=None,
@@ -165,7 +175,6 @@ class ALBL(QueryStrategy):
         self._update_expert_probabilities()
 
     def _start(self):
-        self._check_params()
         self.random_state_ = check_random_state(self.random_state)
         names = DEFAULT_EXPERTS if self.strategies is None else self.strategies
         self.experts_, self.expert_names_ = [], []
@@ -197,31 +206,6 @@ class ALBL(QueryStrategy):
         self.queried_X_ = None
         self.query_history_ = pd.DataFrame(columns=HISTORY_COLUMNS)
         self.n_batches_ = 0
-
-    def _check_params(self):
-        if self.strategies is not None and (
-            isinstance(self.strategies, str) or not hasattr(self.strategies, "__len__")
-        ):
-            raise TypeError(
-                f"strategies must be a list of strategy names or instances, got "
-                f"{self.strategies!r}."
-            )
-        if self.budget is not None and (
-            not isinstance(self.budget, Integral)
-            or isinstance(self.budget, bool)
-            or self.budget < 1
-        ):
-            raise ValueError(
-                f"budget must be a positive integer or None, got {self.budget!r}."
-            )
-        if not isinstance(self.delta, Real) or not self.delta > 0:
-            raise ValueError(f"delta must be a positive number, got {self.delta!r}.")
-        if self.p_min is not None and (
-            not isinstance(self.p_min, Real) or not self.p_min >= 0
-        ):
-            raise ValueError(
-                f"p_min must be a number in [0, 1/K] or None, got {self.p_min!r}."
-            )
 
     def _horizon(self):
         """``T``: the budget, or (anytime) the number of points rewarded so far."""

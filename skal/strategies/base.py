@@ -45,6 +45,8 @@ class QueryStrategy(BaseEstimator):
     """
 
     needs_estimator = True
+    # {parameter: [constraints]} as in scikit-learn; checked at the start of fit.
+    _parameter_constraints: dict = {}
     # Estimator settings the strategy is defined with, applied by
     # `prepare_estimator` where the estimator has them switched off (e.g. dropout
     # for MC-dropout strategies): {parameter: (value when off, value to use)}.
@@ -67,6 +69,7 @@ class QueryStrategy(BaseEstimator):
         -------
         self : object
         """
+        self._validate_params()
         if self.needs_estimator:
             check_fitted_estimator(estimator)
         self.estimator_ = estimator

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from scipy.special import entr
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from .. import embeddings
@@ -250,20 +251,16 @@ class _MCDropoutStrategy(QueryStrategy):
 
     """Ranks the pool by a function of :class:`MCDropoutStatistics`."""
 
+    _parameter_constraints = {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, n_samples=20, random_state=None):
         self.n_samples = n_samples
         self.random_state = random_state
 
     def _fit(self, X, y):
-        if (
-            not isinstance(self.n_samples, Integral)
-            or isinstance(self.n_samples, bool)
-            or self.n_samples < 1
-        ):
-            raise ValueError(
-                f"n_samples must be a positive integer (the number of dropout "
-                f"passes), got {self.n_samples!r}."
-            )
         self.random_state_ = check_random_state(self.random_state)
 
     def _score(self, X_pool):

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.special import entr
 from sklearn.base import clone
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import embeddings
 from ._registry import register
@@ -81,6 +82,13 @@ class QueryByCommittee(QueryStrategy):
     for Text Classification. ICML.
     """
 
+    _parameter_constraints = {
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "committee": [list, tuple, None],
+        "measure": [StrOptions(set(_MEASURES))],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self, n_members=5, committee=None, measure="vote_entropy", random_state=None
     ):
@@ -122,21 +130,7 @@ class QueryByCommittee(QueryStrategy):
             self.bootstrap_indices_.append(rows)
 
     def _check_params(self):
-        if self.measure not in _MEASURES:
-            raise ValueError(
-                f"measure must be one of {', '.join(map(repr, _MEASURES))}; got "
-                f"{self.measure!r}."
-            )
-        if self.committee is None:
-            if (
-                not isinstance(self.n_members, Integral)
-                or isinstance(self.n_members, bool)
-                or self.n_members < 1
-            ):
-                raise ValueError(
-                    f"n_members must be a positive integer, got {self.n_members!r}."
-                )
-        elif len(self.committee) == 0:
+        if self.committee is not None and len(self.committee) == 0:
             raise ValueError("committee is empty: give at least one estimator.")
 
     def _score(self, X_pool):

@@ -15,8 +15,11 @@ extra weight (``grad_seq_div``) were beaten by random and margin and were
 removed; their code is in the history (commit 18c1db9).
 """
 
+from numbers import Integral, Real
+
 import numpy as np
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 
 from .. import gradients
 from ._registry import register
@@ -62,6 +65,12 @@ class GradKMeans(GradDiscrepancy):
     """
 
     last_layer = True
+    _parameter_constraints = {
+        "score_power": [Interval(Real, 0, None, closed="left")],
+        "candidate_factor": [Interval(Real, 1, None, closed="left"), None],
+        "reference_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -76,10 +85,6 @@ class GradKMeans(GradDiscrepancy):
         self.random_state = random_state
 
     def _fit(self, X, y):
-        if self.candidate_factor is not None and not self.candidate_factor >= 1:
-            raise ValueError(
-                f"candidate_factor must be >= 1 or None, got {self.candidate_factor!r}."
-            )
         super()._fit(X, y)
         self.random_state_ = check_random_state(self.random_state)
 

@@ -3,6 +3,7 @@
 import numpy as np
 from sklearn.metrics import pairwise_distances_argmin_min
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
 
 from .. import embeddings, gradients
 from ._registry import register
@@ -38,6 +39,11 @@ class BADGE(QueryStrategy):
     Ash, J. T., Zhang, C., Krishnamurthy, A., Langford, J. & Agarwal, A. (2020).
     Deep Batch Active Learning by Diverse, Uncertain Gradient Lower Bounds. ICLR.
     """
+
+    _parameter_constraints = {
+        "include_bias": ["boolean"],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, include_bias=False, random_state=None):
         self.include_bias = include_bias
@@ -77,15 +83,16 @@ class KCenterGreedy(QueryStrategy):
     Networks: A Core-Set Approach. ICLR (the greedy 2-approximation, Algorithm 1).
     """
 
+    _parameter_constraints = {
+        "space": [StrOptions({"features", "input"})],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, space="features", random_state=None):
         self.space = space
         self.random_state = random_state
 
     def _fit(self, X, y):
-        if self.space not in ("features", "input"):
-            raise ValueError(
-                f'space must be "features" or "input", got {self.space!r}.'
-            )
         self.random_state_ = check_random_state(self.random_state)
         self.labeled_points_ = None if X is None or X.shape[0] == 0 else self._embed(X)
 

@@ -5,8 +5,11 @@ All last-layer computations use the factored gradients of :mod:`skal.gradients`
 matrix; full-parameter variants use ``torch.func`` per-sample gradients in chunks.
 """
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import embeddings, gradients
 from ._registry import register
@@ -68,6 +71,12 @@ class GradDiscrepancy(QueryStrategy):
     Gradient-Discrepancy Acquisition for Pool-Based Active Learning, arXiv
     2605.02609 (2026), section 3, Algorithm 1 and section 3.1.
     """
+
+    _parameter_constraints = {
+        "last_layer": ["boolean"],
+        "reference_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, last_layer=True, reference_batch_size=None, random_state=None):
         self.last_layer = last_layer
@@ -146,6 +155,11 @@ class SequentialGradDiscrepancy(GradDiscrepancy):
 
     last_layer = True  # sequential folding is done on factored last-layer gradients
 
+    _parameter_constraints = {
+        "reference_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, reference_batch_size=None, random_state=None):
         self.reference_batch_size = reference_batch_size
         self.random_state = random_state
@@ -209,6 +223,10 @@ class EGL(QueryStrategy):
     for Sequence Labeling Tasks, EMNLP.
     """
 
+    _parameter_constraints = {
+        "last_layer": ["boolean"],
+    }
+
     def __init__(self, last_layer=True):
         self.last_layer = last_layer
 
@@ -269,15 +287,14 @@ class EntropyGradNorm(QueryStrategy):
 
     _loss = "entropy"
 
+    _parameter_constraints = {
+        "last_layer": ["boolean"],
+        "norm": [StrOptions({"global", "per_tensor_sum"})],
+    }
+
     def __init__(self, last_layer=False, norm="global"):
         self.last_layer = last_layer
         self.norm = norm
-
-    def _fit(self, X, y):
-        if self.norm not in ("global", "per_tensor_sum"):
-            raise ValueError(
-                f'norm must be "global" or "per_tensor_sum", got {self.norm!r}.'
-            )
 
     def _score(self, X_pool):
         net = self.estimator_

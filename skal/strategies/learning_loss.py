@@ -4,6 +4,8 @@ Both need an estimator fitted with ``loss_prediction=LossPrediction(...)`` (see
 :mod:`skal.nets._loss_prediction`), i.e. trained jointly with the auxiliary module.
 """
 
+from sklearn.utils._param_validation import StrOptions
+
 from .. import gradients
 from ..nets import LossPrediction
 from ._registry import register
@@ -72,6 +74,10 @@ class LPLgrad(EntropyGradNorm):
     LPLgrad: Optimizing Active Learning Through Gradient Norm Sample Selection and
     Auxiliary Model Training (paper 002), section III.
     """
+
+    _parameter_constraints = {
+        "norm": [StrOptions({"global", "per_tensor_sum"})],
+    }
 
     def __init__(self, norm="global"):
         self.norm = norm

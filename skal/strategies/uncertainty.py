@@ -31,6 +31,10 @@ class RandomSampling(QueryStrategy):
 
     needs_estimator = False
 
+    _parameter_constraints = {
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, random_state=None):
         self.random_state = random_state
 

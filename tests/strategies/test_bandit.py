@@ -209,9 +209,9 @@ def test_params_clone_and_validation(blobs):
     assert albl.p_min_ == pytest.approx(np.sqrt(np.log(3) / 300))
     for params, error, message in [
         ({"p_min": 0.5}, ValueError, "p_min must be at most 1/K"),
-        ({"budget": 0}, ValueError, "budget must be a positive integer"),
-        ({"delta": 0}, ValueError, "delta must be a positive number"),
-        ({"strategies": "margin"}, TypeError, "must be a list"),
+        ({"budget": 0}, ValueError, "'budget' parameter of ALBL must be"),
+        ({"delta": 0}, ValueError, "'delta' parameter of ALBL must be"),
+        ({"strategies": "margin"}, TypeError, "'strategies' parameter of ALBL"),
         ({"strategies": [3]}, TypeError, "registered names or QueryStrategy"),
         ({"strategies": [], "uniform_sampler": False}, ValueError, "no expert"),
     ]:

@@ -111,8 +111,8 @@ def test_bad_parameters(blobs):
     X, y = blobs
     model = LogisticRegression(max_iter=300).fit(X[:50], y[:50])
     for params, message in [
-        ({"measure": "jsd"}, "measure must be one of"),
-        ({"n_members": 0}, "n_members must be a positive integer"),
+        ({"measure": "jsd"}, "'measure' parameter of QueryByCommittee must be"),
+        ({"n_members": 0}, "'n_members' parameter of QueryByCommittee must be"),
         ({"committee": []}, "committee is empty"),
     ]:
         with pytest.raises(ValueError, match=message):

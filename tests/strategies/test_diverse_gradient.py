@@ -46,7 +46,7 @@ def test_grad_kmeans_equals_weighted_d2_sampling(
 
 def test_grad_kmeans_rejects_a_candidate_factor_below_one(blobs, fitted_mlp):
     X, y = blobs
-    with pytest.raises(ValueError, match="candidate_factor must be >= 1"):
+    with pytest.raises(ValueError, match="'candidate_factor' parameter of GradKMeans must be"):
         GradKMeans(candidate_factor=0.5).fit(X[:20], y[:20], estimator=fitted_mlp)
 
 

@@ -108,5 +108,5 @@ def test_kcenter_without_labeled_set_and_with_duplicates(blobs, fitted_mlp):
 
 def test_kcenter_bad_space(blobs, fitted_mlp):
     X, y = blobs
-    with pytest.raises(ValueError, match="space must be"):
+    with pytest.raises(ValueError, match="'space' parameter of KCenterGreedy must be"):
         KCenterGreedy(space="pixels").fit(X[:5], y[:5], estimator=fitted_mlp)

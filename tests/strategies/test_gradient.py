@@ -243,7 +243,7 @@ def test_errors(blobs, fitted_mlp):
         GradDiscrepancy(last_layer=False).fit(X[:5], y[:5], estimator=logreg)
     with pytest.raises(TypeError, match="needs a torch network"):
         EGL(last_layer=False).fit(X[:5], y[:5], estimator=logreg)
-    with pytest.raises(ValueError, match="norm must be"):
+    with pytest.raises(ValueError, match="'norm' parameter of EntropyGradNorm must be"):
         EntropyGradNorm(norm="l1").fit(X[:5], y[:5], estimator=fitted_mlp)
     from sklearn.ensemble import RandomForestClassifier
 
