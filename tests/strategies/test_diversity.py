@@ -6,6 +6,7 @@ from scipy.spatial.distance import cdist
 from sklearn.linear_model import LogisticRegression
 
 from skal.strategies import BADGE, KCenterGreedy
+from skal.strategies.diversity import farthest_first
 
 from ..test_gradients import autograd_last_layer
 
@@ -110,3 +111,60 @@ def test_kcenter_bad_space(blobs, fitted_mlp):
     X, y = blobs
     with pytest.raises(ValueError, match="'space' parameter of KCenterGreedy must be"):
         KCenterGreedy(space="pixels").fit(X[:5], y[:5], estimator=fitted_mlp)
+
+
+def _clustered(n_rows, n_dims, seed, rank=None):
+    rng = np.random.RandomState(seed)
+    centers = rng.normal(scale=4.0, size=(12, n_dims))
+    points = centers[rng.randint(12, size=n_rows)] + rng.normal(size=(n_rows, n_dims))
+    if rank is not None:  # points in a rank-`rank` subspace: residual norms ~ 0
+        basis = np.linalg.qr(rng.normal(size=(n_dims, rank)))[0]
+        points = points @ basis @ basis.T
+    return points
+
+
+@pytest.mark.parametrize(
+    "n_dims, rank, dtype",
+    [
+        (80, None, np.float64),
+        (80, None, np.float32),
+        (80, 20, np.float64),
+        (8, None, np.float64),
+    ],
+)
+def test_farthest_first_prunes_yet_equals_the_plain_loop(n_dims, rank, dtype):
+    # More dimensions than bound directions (80 > 32), points in a subspace
+    # (residual norms ~ 0), fewer dimensions than directions, and float32 points.
+    points = _clustered(2500, n_dims, seed=1, rank=rank).astype(dtype)
+    labeled = points[:30].astype(np.float64)
+    pool = points[30:]
+    nearest = cdist(pool.astype(np.float64), labeled, "sqeuclidean").min(1)
+    picks = farthest_first(pool, nearest, 60, np.random.RandomState(0))
+    np.testing.assert_array_equal(
+        picks, brute_force_kcenter(pool.astype(np.float64), labeled, 60)
+    )
+
+
+def test_farthest_first_on_sparse_points_and_duplicates():
+    dense = np.vstack([_clustered(300, 50, seed=2)] * 2)  # every row twice
+    dense[np.abs(dense) < 2.0] = 0.0
+    from scipy import sparse
+
+    picks = farthest_first(
+        sparse.csr_matrix(dense), np.full(600, np.inf), 40, np.random.RandomState(3)
+    )
+    first = int(np.random.RandomState(3).randint(600))
+    assert picks[0] == first
+    # The plain loop from the same first pick (no labeled set).
+    nearest = cdist(dense, dense[first : first + 1], "sqeuclidean").ravel()
+    nearest[first] = -1
+    expected = [first]
+    for _ in range(39):
+        pick = int(np.argmax(nearest))
+        expected.append(pick)
+        nearest = np.minimum(
+            nearest, cdist(dense, dense[pick : pick + 1], "sqeuclidean").ravel()
+        )
+        nearest[expected] = -1
+    np.testing.assert_array_equal(picks, expected)
+    assert len(set(picks)) == 40
