@@ -16,6 +16,8 @@ from .gradient import (
 )
 from .learning_loss import LearningLoss, LPLgrad
 from .npc import NPC
+from .probcover import ProbCover
+from .typiclust import TypiClust
 from .uncertainty import Entropy, LeastConfidence, Margin, RandomSampling
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "LPLgrad",
     "MCDropoutEntropy",
     "NPC",
+    "ProbCover",
+    "TypiClust",
     "SequentialGradDiscrepancy",
     "Entropy",
     "LeastConfidence",

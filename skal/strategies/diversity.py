@@ -4,10 +4,11 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics import pairwise_distances_argmin_min
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 
-from .. import embeddings, gradients
+from .. import gradients
 from ._registry import register
+from ._representation import represent, uses_estimator
 from .base import QueryStrategy
 
 
@@ -72,9 +73,10 @@ class KCenterGreedy(QueryStrategy):
 
     Parameters
     ----------
-    space : {"features", "input"}, default="features"
+    space : {"features", "input"}, transformer or callable, default="features"
         Penultimate features of the model (needs a skorch net ending in
-        ``nn.Linear`` or a linear model) or the raw input.
+        ``nn.Linear`` or a linear model), the raw input (no model needed: a
+        cold-start choice), a fitted transformer or a function ``X -> embedding``.
     random_state : int, RandomState instance or None, default=None
         Draws the first point when nothing is labeled yet.
 
@@ -85,7 +87,11 @@ class KCenterGreedy(QueryStrategy):
     """
 
     _parameter_constraints = {
-        "space": [StrOptions({"features", "input"})],
+        "space": [
+            StrOptions({"features", "input"}),
+            HasMethods(["transform"]),
+            callable,
+        ],
         "random_state": ["random_state"],
     }
 
@@ -97,12 +103,12 @@ class KCenterGreedy(QueryStrategy):
         self.random_state_ = check_random_state(self.random_state)
         self.labeled_points_ = None if X is None or X.shape[0] == 0 else self._embed(X)
 
+    @property
+    def needs_estimator(self):
+        return uses_estimator(self.space)
+
     def _embed(self, X):
-        if self.space == "input":
-            rows = X.reshape(X.shape[0], -1) if X.ndim > 2 else X
-            # Raw uint8 pixels would wrap around in differences.
-            return rows.astype(np.float64) if rows.dtype == np.uint8 else rows
-        return embeddings.forward_pass(self.estimator_, X).features
+        return represent(X, self.space, self.estimator_)
 
     def _select(self, X_pool, n):
         points = self._embed(X_pool)
