@@ -87,6 +87,53 @@ def make_oracle(names, show):
     return ask
 
 
+DEFAULTS = {
+    "n_initial": 10,
+    "batch_size": 10,
+    "rounds": 5,
+    "strategy": "margin",
+    "seed": 0,
+}
+# Flag -> ActiveLearner parameter. --rounds and --strategy apply to a continued
+# session; the others shape the session from its start and cannot change.
+PARAMETERS = {
+    "rounds": "n_rounds",
+    "strategy": "strategy",
+    "n_initial": "n_initial",
+    "batch_size": "batch_size",
+    "seed": "random_state",
+}
+CHANGEABLE = {"rounds", "strategy"}
+
+
+def continued(store, args):
+    """Parameters a continued session takes from the flags; refuse the rest.
+
+    Flags are never ignored silently: a flag equal to the stored value changes
+    nothing, ``--rounds`` and ``--strategy`` apply to this run (and are said so;
+    the store keeps the settings the session started with), and any other change
+    exits with a message.
+    """
+    from skal.label_store import stored_learner_params
+
+    stored, _ = stored_learner_params(store)
+    changes = {}
+    for flag, parameter in PARAMETERS.items():
+        given = getattr(args, flag)
+        if given is None or given == stored.get(parameter):
+            continue
+        option = "--" + flag.replace("_", "-")
+        if flag not in CHANGEABLE:
+            sys.exit(
+                f"{option} {given} differs from this session's "
+                f"{stored.get(parameter)!r}, and it cannot change in a running "
+                f"session; drop the flag or start a new session with another --store."
+            )
+        print(f"{option}: {stored.get(parameter)!r} -> {given!r} in this run.")
+        changes[parameter] = given
+    return changes
+
+
 def count_answers(store):
     with SQLiteLabelStore(store) as labels:
         return len(labels)
@@ -106,11 +153,16 @@ def main(argv=None):
     )
     parser.add_argument("--data-home", default=None, help="where 20 Newsgroups lives")
     parser.add_argument("--store", default="skal-labels.db", help="SQLite label store")
-    parser.add_argument("--n-initial", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--strategy", default="margin")
-    parser.add_argument("--seed", type=int, default=0)
+    # None = not given: a continued session keeps its own value (see continued).
+    parser.add_argument("--n-initial", type=int, help="default 10")
+    parser.add_argument("--batch-size", type=int, help="default 10")
+    parser.add_argument(
+        "--rounds", type=int, help="default 5; when continuing: the total to reach"
+    )
+    parser.add_argument(
+        "--strategy", help="default margin; when continuing: used in this run"
+    )
+    parser.add_argument("--seed", type=int, help="default 0")
     args = parser.parse_args(argv)
 
     data, names, show = load(args.dataset, args.data_home)
@@ -124,20 +176,26 @@ def main(argv=None):
                 f"Continuing the session in {store} "
                 f"({count_answers(store)} answers so far)."
             )
-            # Parameters come from the store; only the oracle (code) is given again.
-            learner = ActiveLearner.resume(data.X_train, None, store, oracle=oracle)
+            # Parameters come from the store; the oracle (code) is given again, and
+            # so are the flags that can change in a running session.
+            changes = continued(store, args)
+            learner = ActiveLearner.resume(
+                data.X_train, None, store, oracle=oracle, **changes
+            )
         else:
+            given = {k: v for k, v in vars(args).items() if v is not None}
+            options = {**DEFAULTS, **given}
             hidden = (64,) if args.dataset == "digits" else (512, 256)
             learner = ActiveLearner(
                 MLPClassifier(hidden, max_epochs=30, classes=np.arange(len(names))),
-                args.strategy,
-                n_initial=args.n_initial,
-                batch_size=args.batch_size,
-                n_rounds=args.rounds,
+                options["strategy"],
+                n_initial=options["n_initial"],
+                batch_size=options["batch_size"],
+                n_rounds=options["rounds"],
                 oracle=oracle,
                 oracle_batch_size=1,  # each answer is stored before the next question
                 label_store=store,
-                random_state=args.seed,
+                random_state=options["seed"],
             ).fit(data.X_train, unlabeled)
     except (StopLabeling, KeyboardInterrupt) as stop:
         print(

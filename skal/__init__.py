@@ -2,15 +2,24 @@
 
 The pieces:
 
-- :class:`ActiveLearner` runs the active-learning loop and is itself a classifier;
+- :class:`ActiveLearner` runs the active-learning loop and is itself a classifier
+  (:class:`ActiveLearningPipeline` puts it behind a vectorizer, with ``query`` and
+  ``teach`` on raw input);
 - :mod:`skal.strategies` holds the query strategies (``fit`` then ``query``);
 - :mod:`skal.embeddings` streams what strategies need from a model;
 - :mod:`skal.nets` provides skorch classifiers (the papers' MLP, ...).
 """
 
 from ._config import config_context, get_config, set_config
-from .learner import ActiveLearner
+from .learner import ActiveLearner, ActiveLearningPipeline
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ActiveLearner", "config_context", "get_config", "set_config", "__version__"]
+__all__ = [
+    "ActiveLearner",
+    "ActiveLearningPipeline",
+    "config_context",
+    "get_config",
+    "set_config",
+    "__version__",
+]

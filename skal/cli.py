@@ -334,33 +334,68 @@ def _bench(args):
     return 1 if report.failures else 0
 
 
+def _demo(args):
+    from .demo import run_demo
+
+    run_demo(
+        strategies=args.strategies,
+        n_seeds=args.seeds,
+        n_rounds=args.rounds,
+        batch_size=args.batch_size,
+        max_epochs=args.epochs,
+        output_dir=args.output_dir,
+        n_jobs=args.n_jobs,
+    )
+    return 0
+
+
+def _report(args):
+    from pathlib import Path
+
+    from .experiments import write_report
+
+    for directory in args.combine or [args.output_dir]:
+        if not (Path(directory) / "cells").is_dir():
+            raise FileNotFoundError(
+                f"{directory} is not a `skal bench` results directory (it has no "
+                f"cells/ folder); give the --output-dir of a `skal bench` run."
+            )
+    write_report(
+        args.output_dir,
+        sources=args.combine,
+        strategies=args.strategies,
+        drop=args.drop,
+    )
+    return 0
+
+
+def _one_line_errors(command, run, args):
+    """Run a command; a user error (bad path, bad value) is one line, not a traceback.
+
+    Anything else (a bug) keeps its traceback.
+    """
+    import sys
+
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, ValueError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"skal {command}: error: {message}", file=sys.stderr)
+        return 1
+
+
 def main(argv=None):
     """Entry point of the ``skal`` command."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from .demo import run_demo
-
-        run_demo(
-            strategies=args.strategies,
-            n_seeds=args.seeds,
-            n_rounds=args.rounds,
-            batch_size=args.batch_size,
-            max_epochs=args.epochs,
-            output_dir=args.output_dir,
-            n_jobs=args.n_jobs,
-        )
+        return _one_line_errors("demo", _demo, args)
     elif args.command == "bench":
         try:
             return _bench(args)
         except KeyboardInterrupt:
             return 130
     elif args.command == "report":
-        from .experiments import write_report
-
-        write_report(
-            args.output_dir,
-            sources=args.combine,
-            strategies=args.strategies,
-            drop=args.drop,
-        )
+        return _one_line_errors("report", _report, args)
     return 0

@@ -90,7 +90,14 @@ _SKORCH_STATE = (
     "callbacks_",
 )
 # Learner attributes saved besides the public fitted ones.
-_LEARNER_PRIVATE_STATE = ("_labeled_X", "_labeled_y", "_model_rng", "_rng")
+_LEARNER_PRIVATE_STATE = (
+    "_labeled_X",
+    "_labeled_y",
+    "_model_rng",
+    "_rng",
+    "_pool",
+    "_pool_rows",
+)
 
 
 class LearnerFileError(ValueError):

@@ -26,6 +26,10 @@ def test_demo_prints_a_table_and_writes_a_plot(tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert "Mean test accuracy" in printed and "margin" in printed
+    # Progress while it runs: one line per finished (strategy, seed) cell.
+    assert "Running 2 cells" in printed
+    assert "[1/2]" in printed and "[2/2]" in printed
+    assert printed.index("[2/2]") < printed.index("Mean test accuracy")
     results = pd.read_csv(out / "results.csv")
     assert set(results["strategy"]) == {"random", "margin"}
     assert sorted(results["n_labeled"].unique()) == [10, 20, 30]
@@ -93,3 +97,13 @@ def test_bench_end_to_end_then_resume_and_report(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     assert "Loss scores" in capsys.readouterr().out
     assert len(pd.read_csv(out / "results.csv")) == len(results)
+
+
+def test_report_errors_are_one_line(tmp_path, capsys):
+    # The user's steps: `skal report` on a directory that is not a bench output.
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("skal report: error:") and "skal bench" in err
+    assert main(["report", str(tmp_path / "missing")]) == 1
+    assert "is not a `skal bench` results directory" in capsys.readouterr().err

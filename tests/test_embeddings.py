@@ -134,3 +134,131 @@ def test_shared_forward_passes_compute_once_per_estimator_and_pool(
     np.testing.assert_array_equal(
         embeddings.forward_pass(fitted_mlp, pool).proba, first.proba
     )
+
+
+# --- issue 17, item 3: probabilities come from the net, not from its last Linear ----
+class TemperatureNet(nn.Module):
+    """Scores divided by a temperature after the last nn.Linear."""
+
+    def __init__(self, temperature=3.0):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(10, 8), nn.ReLU())
+        self.output_layer = nn.Linear(8, 4)
+        self.temperature = temperature
+
+    def forward(self, X):
+        return self.output_layer(self.body(X)) / self.temperature
+
+
+class CosineNet(nn.Module):
+    """A cosine-similarity head: no final nn.Linear at all."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(10, 8), nn.ReLU())
+        self.prototypes = nn.Parameter(torch.randn(4, 8))
+
+    def forward(self, X):
+        h = nn.functional.normalize(self.body(X), dim=1)
+        return 10 * h @ nn.functional.normalize(self.prototypes, dim=1).T
+
+
+def skorch_fit(module, X, y, **params):
+    torch.manual_seed(0)
+    defaults = dict(
+        criterion=nn.CrossEntropyLoss,
+        max_epochs=3,
+        lr=0.1,
+        train_split=None,
+        verbose=0,
+    )
+    return NeuralNetClassifier(module, **{**defaults, **params}).fit(X, y)
+
+
+def entropy_of(proba):
+    return -(proba * np.log(proba)).sum(axis=1)
+
+
+@pytest.mark.parametrize("module", [TemperatureNet, CosineNet])
+def test_probability_strategies_use_the_nets_own_predict_proba(blobs, module):
+    from skal.strategies import Entropy, Margin
+
+    X, y = blobs
+    net = skorch_fit(module, X[:200], y[:200])
+    reference = net.predict_proba(X)  # what the user's net says
+    proba = embeddings.predict_proba(net, X, chunk_size=64)
+    np.testing.assert_allclose(proba, reference, rtol=1e-5, atol=1e-7)
+    entropy = Entropy().fit(X[:200], y[:200], estimator=net).score(X)
+    np.testing.assert_allclose(entropy, entropy_of(reference), rtol=1e-4, atol=1e-6)
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    margin = Margin().fit(X[:200], y[:200], estimator=net).score(X)
+    np.testing.assert_allclose(margin, 1 - (top2[:, 1] - top2[:, 0]), atol=1e-5)
+
+
+def test_last_layer_strategies_refuse_a_net_that_changes_its_logits(blobs):
+    from skal.strategies import BADGE
+
+    X, y = blobs
+    net = skorch_fit(TemperatureNet, X[:200], y[:200])
+    with pytest.raises(TypeError, match="applies something after that layer"):
+        embeddings.forward_pass(net, X)
+    with pytest.raises(TypeError, match="only probabilities"):
+        BADGE(random_state=0).fit(X[:200], y[:200], estimator=net).query(X, 5)
+    # A temperature of 1 changes nothing: accepted, probabilities are the net's.
+    same = skorch_fit(TemperatureNet(temperature=1.0), X[:200], y[:200])
+    out = embeddings.forward_pass(same, X)
+    np.testing.assert_allclose(out.proba, same.predict_proba(X), atol=1e-7)
+
+
+def test_active_learner_with_a_custom_head(blobs):
+    # The user's steps: ActiveLearner around a skorch net with a temperature.
+    from skal import ActiveLearner
+
+    X, y = blobs
+    for module in (TemperatureNet, CosineNet):
+        net = NeuralNetClassifier(
+            module,
+            criterion=nn.CrossEntropyLoss,
+            max_epochs=2,
+            train_split=None,
+            verbose=0,
+        )
+        learner = ActiveLearner(net, "entropy", batch_size=10, n_rounds=2)
+        assert learner.fit(X, y).history_["n_labeled"].tolist() == [10, 20, 30]
+    with pytest.raises(TypeError, match="no final nn.Linear"):
+        ActiveLearner(net, "badge", batch_size=10, n_rounds=1).fit(X, y)
+
+
+def test_custom_predict_proba_is_called_and_checked(blobs):
+    X, y = blobs
+
+    class Sharpened(NeuralNetClassifier):
+        def predict_proba(self, X):
+            proba = super().predict_proba(X) ** 2
+            return proba / proba.sum(axis=1, keepdims=True)
+
+    torch.manual_seed(0)
+    net = Sharpened(
+        TemperatureNet(temperature=1.0),
+        criterion=nn.CrossEntropyLoss,
+        max_epochs=2,
+        train_split=None,
+        verbose=0,
+    ).fit(X[:200], y[:200])
+    np.testing.assert_allclose(
+        embeddings.predict_proba(net, X, chunk_size=50), net.predict_proba(X)
+    )
+    with pytest.raises(TypeError, match="predict_proba differs"):
+        embeddings.forward_pass(net, X)
+
+
+def test_log_probabilities_are_refused(blobs):
+    X, y = blobs
+    module = nn.Sequential(nn.Linear(10, 4), nn.LogSoftmax(dim=1))
+    net = skorch_fit(module, X[:200], y[:200], criterion=nn.NLLLoss)
+    with pytest.raises(ValueError, match="predict_nonlinearity=torch.exp"):
+        embeddings.predict_proba(net, X)
+    net.set_params(predict_nonlinearity=torch.exp)
+    np.testing.assert_allclose(
+        embeddings.predict_proba(net, X), net.predict_proba(X), rtol=1e-6
+    )

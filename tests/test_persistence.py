@@ -105,6 +105,38 @@ def test_round_trip_logistic_regression_sparse_and_string_labels(sparse_text, tm
     np.testing.assert_allclose(learner.predict_proba(X), loaded.predict_proba(X))
 
 
+@pytest.mark.parametrize("missing_label", [None, np.nan, "?"])
+def test_round_trip_of_label_conventions_frames_and_the_fitted_pool(
+    missing_label, blobs, tmp_path
+):
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    y_partial = y.astype(object)
+    y_partial[40:] = missing_label
+    learner = fitted(
+        LogisticRegression(max_iter=300),
+        "margin",
+        frame,
+        y_partial,
+        missing_label=missing_label,
+        warm_start=True,
+        n_threads=1,
+    )
+    picks = learner.query(frame, 5)
+    learner.teach(frame.iloc[picks], y[picks])
+    loaded = load(save(learner, tmp_path / "learner.skal"))
+    params = loaded.get_params(deep=False)
+    assert params["warm_start"] is True and params["n_threads"] == 1
+    assert params["missing_label"] is missing_label or np.isnan(params["missing_label"])
+    np.testing.assert_array_equal(loaded.feature_names_in_, frame.columns)
+    assert_same_learner(learner, loaded, frame)
+    # The loaded learner still knows which rows of the pool are labeled.
+    picks = loaded.query(frame, 10)
+    assert not np.isin(picks, learner.labeled_indices_).any()
+    loaded.teach(frame.iloc[picks], y[picks])
+    assert len(loaded.labeled_indices_) == 55
+
+
 def test_oracle_is_not_saved_but_parameters_are(blobs, tmp_path):
     X, y = blobs
     y_partial = np.where(np.arange(len(y)) < 30, y, -1)

@@ -1,15 +1,16 @@
 """ActiveLearner inside scikit-learn's machinery, for real."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skal import ActiveLearner
+from skal import ActiveLearner, ActiveLearningPipeline
 from skal.strategies import Margin, RandomSampling
 
 from .conftest import tiny_mlp
@@ -98,6 +99,46 @@ def test_pipeline_with_unlabeled_rows_and_oracle():
     assert pipe.named_steps["al"].history_["n_labeled"].tolist() == [15, 20, 25]
 
 
+def test_labeling_through_a_pipeline_with_raw_texts():
+    # Issue 17, item 7: the user's steps with raw texts, query/teach and eval_set.
+    docs, y = tiny_corpus()
+    train, test = docs[:120], docs[120:]
+    y_partial = np.where(np.arange(120) < 15, y[:120], -1)
+    plain = Pipeline(
+        [("tfidf", TfidfVectorizer()), ("al", ActiveLearner(LogisticRegression()))]
+    )
+    with pytest.raises(ValueError, match="ActiveLearningPipeline") as error:
+        plain.fit(train, y_partial, al__eval_set=(test, y[120:]))
+    assert len(str(error.value)) < 800  # no whole document in the message
+    pipe = ActiveLearningPipeline(
+        [
+            ("tfidf", TfidfVectorizer()),
+            ("al", ActiveLearner(LogisticRegression(), "margin", random_state=0)),
+        ]
+    ).fit(train, y_partial, al__eval_set=(test, y[120:]))
+    learner = pipe.named_steps["al"]
+    assert learner.history_["eval_score"].between(0, 1).all()
+    for _ in range(3):
+        picks = pipe.query(train, 5)  # rows of the raw texts
+        assert not np.isin(picks, learner.labeled_indices_).any()
+        pipe.teach(train[picks], y[:120][picks])
+    assert len(learner.labeled_indices_) == 30
+    reference = Pipeline(
+        [("tfidf", TfidfVectorizer()), ("lr", LogisticRegression())]
+    ).fit(train[learner.labeled_indices_], y[:120][learner.labeled_indices_])
+    # The vectorizer was fitted on every text, the model on the 30 labeled ones.
+    vectorized = pipe[:-1].transform(test)
+    expected = LogisticRegression().fit(
+        pipe[:-1].transform(train[learner.labeled_indices_]),
+        y[:120][learner.labeled_indices_],
+    )
+    np.testing.assert_allclose(
+        pipe.predict_proba(test), expected.predict_proba(vectorized)
+    )
+    assert reference.score(test, y[120:]) > 0  # raw-text pipelines still work
+    assert clone(pipe).get_params()["al__strategy"] == "margin"
+
+
 def test_grid_search_over_acquisition_hyperparameters(digits):
     X, y = digits
     search = GridSearchCV(
@@ -133,6 +174,68 @@ def test_grid_search_reaches_strategy_parameters(blobs):
         cv=2,
     ).fit(X, y)
     assert search.best_params_["strategy__random_state"] in (0, 1)
+
+
+def test_grid_search_over_strategy_names_and_their_parameters(blobs):
+    # The user's steps (issue 17, item 5): names and strategy__ parameters together.
+    X, y = blobs
+    search = GridSearchCV(
+        ActiveLearner(
+            tiny_mlp(dropout=0.2, max_epochs=2),
+            batch_size=10,
+            n_rounds=1,
+            random_state=0,
+        ),
+        {"strategy": ["bald", "mc_entropy"], "strategy__n_samples": [2, 3]},
+        cv=2,
+    ).fit(X[:200], y[:200])
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_params_["strategy"] in ("bald", "mc_entropy")
+    learner = ActiveLearner(strategy="bald").set_params(strategy__n_samples=7)
+    assert learner.strategy.n_samples == 7
+    assert clone(learner).get_params()["strategy__n_samples"] == 7
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        ActiveLearner(strategy="margin").set_params(strategy__n_samples=7)
+
+
+def test_data_frames_record_and_check_feature_names(blobs):
+    # Issue 17, item 6: reordered columns must not predict silently differently.
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    learner = ActiveLearner(
+        LogisticRegression(), "margin", batch_size=10, n_rounds=2, random_state=0
+    ).fit(frame, y)
+    np.testing.assert_array_equal(learner.feature_names_in_, frame.columns)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        np.testing.assert_array_equal(learner.predict(frame), learner.predict(X))
+    reordered = frame[frame.columns[::-1]]
+    for method in ("predict", "predict_proba"):
+        with pytest.raises(ValueError, match="feature names should match"):
+            getattr(learner, method)(reordered)
+    with pytest.raises(ValueError, match="feature names should match"):
+        learner.query(reordered, 3)
+    with pytest.raises(ValueError, match="feature names should match"):
+        learner.teach(reordered.iloc[:2], y[:2])
+    # Refit on an array forgets the names.
+    assert not hasattr(clone(learner).fit(X, y), "feature_names_in_")
+
+
+def test_cross_val_score_with_unlabeled_rows_scores_the_labeled_ones(blobs):
+    # Issue 17, item 8: the -1 rows of a test fold have no label to score against.
+    X, y = blobs
+    y_partial = np.where(np.arange(len(y)) % 2 == 0, y, -1)
+    learner = ActiveLearner(LogisticRegression(), "margin", random_state=0)
+    folds = list(KFold(2).split(X))
+    with pytest.warns(UserWarning, match="unlabeled .* left out"):
+        scores = cross_val_score(learner, X, y_partial, cv=folds)
+    expected = []
+    for train, test in folds:
+        fitted = clone(learner).fit(X[train], y_partial[train])
+        keep = test[y_partial[test] != -1]
+        expected.append(np.mean(fitted.predict(X[keep]) == y[keep]))
+    np.testing.assert_allclose(scores, expected)
+    with pytest.raises(ValueError, match="nothing to score"):
+        fitted.score(X[:5], np.full(5, -1))
 
 
 # sklearn's estimator contract. ActiveLearner trains on its labeled budget only,

@@ -25,7 +25,12 @@ from ._benchmark import (
     sweep_learning_rate,
     write_report,
 )
-from ._plots import plot_learning_curves, plot_penalty_matrix, timing_table
+from ._plots import (
+    plot_aulc_ranking,
+    plot_learning_curves,
+    plot_penalty_matrix,
+    timing_table,
+)
 from ._runner import ParallelBackend, TaskFailure, run_cell, run_comparison
 from ._setup import (
     available_datasets,
@@ -56,6 +61,7 @@ __all__ = [
     "write_report",
     "loss_scores",
     "penalty_matrix",
+    "plot_aulc_ranking",
     "plot_learning_curves",
     "plot_penalty_matrix",
     "summarize",

@@ -40,7 +40,12 @@ from .._validation import n_features_of_array
 from ..learner import ActiveLearner
 from ..strategies import available_strategies, get_strategy, prepare_estimator
 from ._aggregate import area_under_learning_curve, loss_scores, penalty_matrix
-from ._plots import plot_learning_curves, plot_penalty_matrix, timing_table
+from ._plots import (
+    plot_aulc_ranking,
+    plot_learning_curves,
+    plot_penalty_matrix,
+    timing_table,
+)
 from ._runner import RESULT_COLUMNS, ParallelBackend, TaskFailure, run_cell
 from ._setup import (
     IMAGE_DATASETS,
@@ -898,7 +903,11 @@ def _plot_curves(results, stem):
     # plot_learning_curves gives each strategy its own color and line style and
     # draws one legend outside the panels.
     plot_learning_curves(results, ax=axes[:n])
-    return _save_both(fig, stem)
+    # Every strategy ranked by AULC (the curves highlight only the best few).
+    ranking = plot_aulc_ranking(results)
+    return _save_both(fig, stem) + _save_both(
+        ranking, Path(stem).with_name("aulc_ranking")
+    )
 
 
 def _save_both(fig, stem):

@@ -14,11 +14,23 @@ from ._aggregate import (
     EXPERIMENT,
     _check_results,
     _check_square,
+    area_under_learning_curve,
     loss_scores,
     summarize,
 )
 
-__all__ = ["plot_learning_curves", "plot_penalty_matrix", "timing_table"]
+__all__ = [
+    "plot_aulc_ranking",
+    "plot_learning_curves",
+    "plot_penalty_matrix",
+    "timing_table",
+]
+
+# With more strategies than this, learning curves show the baseline and the best
+# few in color and the rest in grey (20 colored curves cannot be told apart).
+N_HIGHLIGHT = 5
+_BASELINE_STYLE = dict(color="black", linestyle="--", linewidth=2.2)
+_OTHER_STYLE = dict(color="0.72", linestyle="-", linewidth=0.9, alpha=0.8)
 
 
 def _save(fig, path):
@@ -60,11 +72,57 @@ def _panel_axes(ax, n_panels, width=4.5, height=3.5):
     return axes[0].figure, axes[:n_panels]
 
 
-def plot_learning_curves(results, path=None, ax=None, *, metric="accuracy"):
+def aulc_ranking(results, *, metric="accuracy"):
+    """Strategies ranked by their mean normalized area under the learning curve.
+
+    The mean is over seeds and (dataset, model) experiments: the mean ``metric``
+    over the labeling budget. Returns a DataFrame indexed by strategy (best
+    first) with columns ``aulc_mean`` and ``aulc_std`` (over seeds and
+    experiments; NaN for a single run).
+    """
+    aulc = area_under_learning_curve(results, metric=metric)
+    table = aulc.groupby("strategy")["aulc"].agg(aulc_mean="mean", aulc_std="std")
+    return table.sort_values("aulc_mean", ascending=False, kind="stable")
+
+
+def _curve_styles(ranking, baseline, n_highlight):
+    """Style per strategy: the baseline black dashed, the best few in color,
+    and, when there are many, the others grey (no band, no own legend entry)."""
+    names = list(ranking.index)
+    others = [name for name in names if name != baseline]
+    many = len(others) > n_highlight
+    best = others[:n_highlight] if many else others
+    palette = colormaps["tab10"].colors if many else _COLORS
+    styles = {
+        name: dict(color=palette[i % len(palette)], linestyle="-", linewidth=1.6)
+        for i, name in enumerate(best)
+    }
+    for name in others[len(best) :]:
+        styles[name] = dict(_OTHER_STYLE)
+    if baseline in names:
+        styles[baseline] = dict(_BASELINE_STYLE)
+    return styles, set(best) | ({baseline} & set(names))
+
+
+def plot_learning_curves(
+    results,
+    path=None,
+    ax=None,
+    *,
+    metric="accuracy",
+    baseline="random",
+    n_highlight=N_HIGHLIGHT,
+):
     """Plot mean learning curves with +-1 std bands over seeds.
 
     One panel per (dataset, model) experiment, one line per strategy, test
     ``metric`` against the number of labeled points (as in paper 001, Fig. 3).
+    The baseline is drawn black and dashed. With more than ``n_highlight``
+    other strategies, only the best ``n_highlight`` by mean AULC (area under the
+    learning curve) are in color with bands; the rest are thin grey lines, and,
+    on a new figure, a ranked AULC bar chart of every strategy is added (see
+    :func:`plot_aulc_ranking`). The legend lists strategies best first, with
+    their AULC.
 
     Parameters
     ----------
@@ -78,6 +136,10 @@ def plot_learning_curves(results, path=None, ax=None, *, metric="accuracy"):
         Axes to draw into, one per panel; by default a new Figure is made.
     metric : str, default="accuracy"
         Column plotted.
+    baseline : str, default="random"
+        Strategy drawn as the reference (black, dashed), if present.
+    n_highlight : int, default=5
+        Strategies besides the baseline drawn in color when there are more.
 
     Returns
     -------
@@ -88,44 +150,132 @@ def plot_learning_curves(results, path=None, ax=None, *, metric="accuracy"):
     panels = list(summary.groupby(list(EXPERIMENT), sort=True))
     if not panels:
         raise ValueError("results has no rows with a non-missing metric to plot.")
-    fig, axes = _panel_axes(ax, len(panels), width=6.0, height=4.5)
-    strategies = sorted(summary["strategy"].unique(), key=str)
-    styles = _line_styles(strategies)  # the same in every panel
-    band_alpha = 0.2 if len(strategies) <= 6 else 0.07  # many bands would hide lines
+    ranking = aulc_ranking(results, metric=metric)
+    styles, highlighted = _curve_styles(ranking, baseline, n_highlight)
+    many = len(highlighted) < len(ranking)
+    extra = 1 if (many and ax is None) else 0
+    fig, axes = _panel_axes(ax, len(panels) + extra, width=6.0, height=4.5)
+    band_alpha = 0.2 if len(highlighted) <= 6 else 0.07  # many bands hide lines
+    # Grey lines first, so that the highlighted ones are drawn over them.
+    order = sorted(ranking.index, key=lambda name: (name in highlighted, name))
     for axis, ((dataset, model), panel) in zip(axes, panels):
-        for strategy, curve in panel.groupby("strategy", sort=True):
-            curve = curve.sort_values("n_labeled")
+        curves = dict(tuple(panel.groupby("strategy", sort=True)))
+        for strategy in order:
+            if strategy not in curves:
+                continue
+            curve = curves[strategy].sort_values("n_labeled")
             x, mean = curve["n_labeled"], curve[f"{metric}_mean"]
-            std = curve[f"{metric}_std"].fillna(0.0)
-            color, linestyle = styles[strategy]
+            style = styles[strategy]
+            shown = strategy in highlighted
+            aulc = ranking.loc[strategy, "aulc_mean"]
             axis.plot(
                 x,
                 mean,
-                marker=".",
-                label=str(strategy),
-                color=color,
-                linestyle=linestyle,
+                marker="." if shown else None,
+                label=f"{strategy} ({aulc:.3f})" if shown else "_other",
+                zorder=3 if shown else 1,
+                **style,
             )
-            axis.fill_between(x, mean - std, mean + std, alpha=band_alpha, color=color)
+            if shown:
+                std = curve[f"{metric}_std"].fillna(0.0)
+                axis.fill_between(
+                    x, mean - std, mean + std, alpha=band_alpha, color=style["color"]
+                )
         axis.set(title=f"{dataset} ({model})", xlabel="labeled points", ylabel=metric)
         axis.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
+    rank = {
+        f"{s} ({ranking.loc[s, 'aulc_mean']:.3f})": i
+        for i, s in enumerate(ranking.index)
+    }
+    pairs = sorted(
+        [(h, label) for h, label in zip(handles, labels) if label in rank],
+        key=lambda pair: rank[pair[1]],
+    )
+    if many:
+        from matplotlib.lines import Line2D
+
+        n_other = len(ranking) - len(highlighted)
+        pairs.append(
+            (Line2D([], [], **_OTHER_STYLE), f"{n_other} other strategies (grey)")
+        )
     # One legend for all panels, outside them, so that no curve is hidden.
     fig.legend(
-        handles,
-        labels,
+        [h for h, _ in pairs],
+        [label for _, label in pairs],
         loc="outside right upper",
         fontsize="small",
-        ncols=1 + len(labels) // 16,
+        title=f"best first (mean AULC, {metric})",
+        title_fontsize="small",
+        ncols=1 + len(pairs) // 16,
     )
+    if extra:
+        plot_aulc_ranking(results, ax=axes[-1], metric=metric, baseline=baseline)
     return _save(fig, path)
 
 
-def plot_penalty_matrix(P, path=None, *, title=None):
+def plot_aulc_ranking(
+    results, path=None, ax=None, *, metric="accuracy", baseline="random"
+):
+    """Horizontal bars of every strategy's mean AULC, best on top.
+
+    The area under the learning curve, normalized by the labeling budget (the
+    mean ``metric`` over it), averaged over seeds and experiments; error bars
+    are one standard deviation. The baseline's bar is black, and a dashed line
+    marks its value so that strategies below it stand out.
+
+    Parameters
+    ----------
+    results : DataFrame
+        Tidy results (see :func:`plot_learning_curves`).
+    path : str or path-like, default=None
+        If given, the figure is saved there.
+    ax : Axes, default=None
+        Axes to draw into; by default a new Figure is made.
+    metric : str, default="accuracy"
+    baseline : str, default="random"
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    ranking = aulc_ranking(results, metric=metric)
+    if ranking.empty:
+        raise ValueError("results has no rows with a non-missing metric to plot.")
+    if ax is None:
+        fig = Figure(figsize=(6.5, 1.2 + 0.32 * len(ranking)), layout="constrained")
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    names = [str(name) for name in ranking.index]
+    means = ranking["aulc_mean"].to_numpy()
+    stds = ranking["aulc_std"].fillna(0.0).to_numpy()
+    colors = ["black" if name == baseline else "tab:blue" for name in names]
+    positions = np.arange(len(names))[::-1]  # best on top
+    ax.barh(positions, means, xerr=stds, color=colors, alpha=0.85, capsize=2)
+    ax.set_yticks(positions, names, fontsize="small")
+    for y, mean in zip(positions, means):
+        ax.text(mean, y, f" {mean:.3f}", va="center", fontsize="x-small")
+    if baseline in names:
+        ax.axvline(means[names.index(baseline)], color="black", linestyle="--", lw=1)
+    low = max(0.0, (means - stds).min() - 0.05 * (means.max() - means.min() + 1e-9))
+    ax.set_xlim(low, (means + stds).max() + 0.1 * (means.max() - low + 1e-9))
+    ax.set(
+        xlabel=f"mean AULC ({metric} over the labeling budget)",
+        title="Strategies ranked by AULC",
+    )
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_penalty_matrix(P, path=None, *, title=None, baseline="random"):
     """Heatmap of a pairwise penalty matrix with its loss-score bars.
 
     As in paper 001, Fig. 5: the top panel shows ``P`` (rows win, columns lose),
-    the bottom panel the loss scores (column means; lower is better), sorted.
+    the bottom panel the loss scores (column means; lower is better). Strategies
+    are ordered by loss score (best first) on both axes, so that the structure
+    shows; cells without a win (mostly, between many strategies) are left blank
+    instead of printing "0.00" everywhere, and only non-zero cells are labeled.
 
     Parameters
     ----------
@@ -135,6 +285,8 @@ def plot_penalty_matrix(P, path=None, *, title=None):
         If given, the figure is saved there (``.png``, ``.pdf``, ...).
     title : str, default=None
         Title over the heatmap.
+    baseline : str, default="random"
+        Strategy whose loss-score bar is drawn black, if present.
 
     Returns
     -------
@@ -144,31 +296,53 @@ def plot_penalty_matrix(P, path=None, *, title=None):
     _check_square(P)
     if P.shape[0] == 0:
         raise ValueError("P is empty: there is no strategy to plot.")
+    scores = loss_scores(P).sort_values(kind="stable")
+    P = P.loc[scores.index, scores.index]
     names = [str(s) for s in P.index]
     k = len(names)
-    size = (max(4.0, 0.9 * k + 2), max(6.0, 1.4 * k + 2))
+    size = (max(4.0, 0.55 * k + 3), max(6.0, 0.9 * k + 3))
     fig = Figure(figsize=size, layout="constrained")
     heat_ax, bar_ax = fig.subplots(2, 1, height_ratios=[3, 2])
     values = P.to_numpy(dtype=float)
-    image = heat_ax.imshow(values, cmap="viridis", vmin=0)
-    fig.colorbar(image, ax=heat_ax, shrink=0.8)
+    cmap = colormaps["viridis"].with_extremes(bad="white")
+    shown = np.ma.masked_where(values <= 0, values)
+    image = heat_ax.imshow(shown, cmap=cmap, vmin=0, vmax=max(values.max(), 1e-12))
+    fig.colorbar(image, ax=heat_ax, shrink=0.8, label="penalty (blank: 0)")
     heat_ax.set_xticks(range(k), names, rotation=45, ha="right")
     heat_ax.set_yticks(range(k), names)
+    heat_ax.set_xticks(np.arange(k + 1) - 0.5, minor=True)
+    heat_ax.set_yticks(np.arange(k + 1) - 0.5, minor=True)
+    heat_ax.grid(which="minor", color="0.9", linewidth=0.5)
+    heat_ax.tick_params(which="minor", length=0)
     heat_ax.set(
         xlabel="loser", ylabel="winner", title=title or "Pairwise penalty matrix"
     )
     threshold = values.max() / 2 if values.max() > 0 else np.inf
-    for i in range(k):
-        for j in range(k):
-            color = "black" if values[i, j] > threshold else "white"
-            heat_ax.text(
-                j, i, f"{values[i, j]:.2f}", ha="center", va="center", color=color
-            )
-    scores = loss_scores(P).sort_values(kind="stable")
-    bar_ax.bar([str(s) for s in scores.index], scores.to_numpy(), color="tab:blue")
+    fontsize = "small" if k <= 10 else "x-small"
+    for i, j in zip(*np.nonzero(values > 0)):
+        color = "black" if values[i, j] > threshold else "white"
+        heat_ax.text(
+            j,
+            i,
+            _short_number(values[i, j]),
+            ha="center",
+            va="center",
+            color=color,
+            fontsize=fontsize,
+        )
+    colors = ["black" if name == baseline else "tab:blue" for name in names]
+    bar_ax.bar(names, scores.to_numpy(), color=colors)
     bar_ax.set(ylabel="loss score (lower is better)")
     bar_ax.tick_params(axis="x", rotation=45)
+    for label in bar_ax.get_xticklabels():
+        label.set_horizontalalignment("right")
     return _save(fig, path)
+
+
+def _short_number(value):
+    """``0.35`` -> ``.35``, ``1.5`` -> ``1.5``: narrow cell labels."""
+    text = f"{value:.2f}" if value < 10 else f"{value:.0f}"
+    return text[1:] if text.startswith("0.") else text
 
 
 def timing_table(results, *, column="acquisition_seconds", by="dataset"):
