@@ -290,3 +290,53 @@ def test_factored_method_needs_linear_layers(blobs):
         gradients.per_sample_gradient_norms(net, X[:5], method="factored")
     auto = gradients.per_sample_gradient_norms(net, X[:5])  # falls back to vmap
     assert auto.shape == (5,) and np.all(auto > 0)
+
+
+def pseudo_label_factors(n_rows, n_classes, n_features, seed):
+    """Factors ``a = p - e_y`` and ReLU features clustered by pseudo-label."""
+    rng = np.random.RandomState(seed)
+    logits = 3 * rng.randn(n_rows, n_classes)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    labels = p.argmax(1)
+    a = p.copy()
+    a[np.arange(n_rows), labels] -= 1
+    centers = 2 * rng.rand(n_classes, n_features)
+    h = np.maximum(rng.randn(n_rows, n_features) + centers[labels], 0)
+    return gradients.GradientFactors(a.astype(np.float32), h.astype(np.float32))
+
+
+def test_kmeans_plus_plus_with_contiguous_runs_equals_materialized_seeding():
+    # 3,000 rows: the rows to update form runs of whole 256-row blocks.
+    factors = pseudo_label_factors(3000, 3, 6, seed=0)
+    G = np.einsum("nc,nd->ncd", factors.a, factors.h).reshape(3000, -1)
+    G = G.astype(np.float64)
+    pool = gradients._NearestCenters(factors)
+    assert isinstance(next(pool._runs_and_rest(np.ones_like(pool.mask))), slice)
+    fast = gradients.kmeans_plus_plus(factors, 25, np.random.RandomState(5))
+    rng = np.random.RandomState(5)
+    centers = [int(np.argmax((G**2).sum(1)))]
+    nearest = ((G - G[centers[0]]) ** 2).sum(1)
+    while len(centers) < 25:
+        centers.append(int(rng.choice(len(G), p=nearest / nearest.sum())))
+        nearest = np.minimum(nearest, ((G - G[centers[-1]]) ** 2).sum(1))
+    np.testing.assert_array_equal(fast, centers)
+
+
+@pytest.mark.parametrize("tolerance", [None, 0.0, 1.0])
+def test_d2_sampler_draws_what_random_state_choice_draws(tolerance):
+    # tolerance 1.0 sends every draw through the fallback, 0.0 none of them.
+    rng = np.random.RandomState(0)
+    p = rng.rand(1000) ** 4
+    p[rng.rand(1000) < 0.3] = 0.0
+    sampler = gradients._D2Sampler(p, None, 17)
+    if tolerance is not None:
+        sampler.tolerance = tolerance
+    p[17] = 0.0
+    available = np.ones(1000, dtype=bool)
+    draws, choices = np.random.RandomState(1), np.random.RandomState(1)
+    for _ in range(300):
+        assert sampler.draw(draws, available) == choices.choice(1000, p=p / p.sum())
+        rows = rng.choice(1000, 5)
+        p[rows] *= rng.rand(5)
+        sampler.lower(rows, p[rows])

@@ -169,30 +169,126 @@ class SequentialGradDiscrepancy(GradDiscrepancy):
 
     def _select(self, X_pool, n):
         factors, _ = gradients.last_layer_factors(self.estimator_, X_pool)
-        M = self.reference_gradient_.astype(np.float64)
-        n_ref = self.n_labeled_
-        sq_norms = factors.sq_norms().astype(np.float64)
-        inner = factors.inner_with_matrix(M).astype(np.float64)  # <g_x, vec(M)>
-        M_sq_norm = float(np.sum(M * M))
-        available = np.ones(len(factors), dtype=bool)
-        picks = []
-        for _ in range(n):
-            sq_distances = np.where(
-                available, M_sq_norm - 2 * inner + sq_norms, -np.inf
-            )
-            pick = int(np.argmax(sq_distances))
-            picks.append(pick)
-            available[pick] = False
-            inner_pick = inner[pick]
-            with_pick = factors.inner_with(factors.a[pick], _row(factors.h, pick))
-            # Fold g* into the reference as one more labeled point:
-            # M' = (n_ref M + g*) / (n_ref + 1).
-            M_sq_norm = (
-                n_ref**2 * M_sq_norm + 2 * n_ref * inner_pick + sq_norms[pick]
-            ) / (n_ref + 1) ** 2
-            inner = (n_ref * inner + with_pick) / (n_ref + 1)
-            n_ref += 1
-        return np.asarray(picks)
+        return sequential_discrepancy_picks(
+            factors, self.reference_gradient_, self.n_labeled_, n
+        )
+
+
+def sequential_discrepancy_picks(factors, M, n_reference, n):
+    """grad_seq's picks: ``n`` times the point farthest from the running mean.
+
+    The plain loop computes, for each pick ``g* = a* (x) h~*``, the inner
+    products ``<g_x, g*> = (a_x . a*)(h~_x . h~*)`` of all N points: an
+    N x (D+1) product per pick. Only the argmax is needed, so the h~ part is
+    deferred: each point keeps its exact sum over the picks it has seen and,
+    for the picks it has not, an interval from Cauchy-Schwarz,
+    ``|h~_x . h~*| <= ||h~_x|| ||h~*||`` (``>= 0`` when the features are
+    non-negative, as after a ReLU). With ``m`` reference points so far, the
+    squared distance to the mean is ``||M||^2 - 2 <g_x, M> + ||g_x||^2`` with
+    ``m <g_x, M> = n_L <g_x, M_L> + sum over picks``. Points whose upper bound
+    reaches the best lower bound are brought up to date exactly (about 5 of
+    25,000 per pick on the benchmark MLP; the loop is ~3x faster) until the
+    largest upper bound is exact: it is the plain loop's pick.
+
+    Parameters
+    ----------
+    factors : GradientFactors
+        The pool's factors (pseudo-label loss).
+    M : ndarray of shape (C, D + 1)
+        Mean labeled gradient.
+    n_reference : int
+        Number of labeled points averaged in ``M``.
+    n : int
+        Number of picks.
+
+    Returns
+    -------
+    picks : ndarray of shape (n,)
+    """
+    state = _LazyDiscrepancy(factors, M, n_reference, n)
+    return np.asarray([state.pick() for _ in range(n)], dtype=np.int64)
+
+
+class _LazyDiscrepancy:
+    """Upper bounds of the squared distances to the running mean, exact on demand.
+
+    ``key_x = m ||g_x||^2 - 2 (exact_x + least deferred part)`` is ``m`` times
+    an upper bound of the squared distance minus ``m ||M||^2`` (common to all
+    points), and ``key_x - width_x`` a lower bound; ``seen_x`` counts the picks
+    in ``exact_x``.
+    """
+
+    def __init__(self, factors, M, n_reference, n):
+        self.a, self.h = factors.a, factors.h
+        self.a_t = np.ascontiguousarray(self.a.T)  # v @ a_t: 2x faster than a @ v
+        self.sq_norms = factors.sq_norms().astype(np.float64)
+        # Widened by the float32 rounding of the exact products, which must stay
+        # inside their bounds.
+        h_norms = np.sqrt(gradients._row_sq_norms(self.h)).astype(np.float64)
+        self.h_norms = h_norms * (1 + 1e-5) + 1e-30
+        self.non_negative = _has_no_negative_entry(self.h)
+        self.count = n_reference
+        inner = factors.inner_with_matrix(np.asarray(M, dtype=np.float64))
+        self.exact = n_reference * inner.astype(np.float64)
+        self.key = n_reference * self.sq_norms - 2 * self.exact
+        self.width = np.zeros(len(factors))
+        self.seen = np.zeros(len(factors), dtype=np.int64)
+        self.picked_a = np.empty((n, self.a.shape[1]), dtype=self.a.dtype)
+        self.picked_h = np.empty((n, self.h.shape[1]), dtype=self.h.dtype)
+        self.n_picked = 0
+        self.n_updated = 0  # exact (point, pick) products computed
+
+    def pick(self):
+        pick = self._exact_argmax()
+        self.key[pick] = -np.inf
+        self._defer(pick)
+        return pick
+
+    def _exact_argmax(self):
+        while True:
+            best = int(np.argmax(self.key))
+            if self.seen[best] == self.n_picked:
+                return best
+            # Everything whose upper bound reaches the best lower bound.
+            rows = np.flatnonzero(self.key >= np.max(self.key - self.width))
+            self._bring_up_to_date(rows[self.seen[rows] < self.n_picked])
+
+    def _bring_up_to_date(self, rows):
+        t = self.n_picked
+        for first in np.unique(self.seen[rows]):
+            group = rows[self.seen[rows] == first]
+            self.n_updated += len(group) * (t - first)
+            a_dots = self.a[group] @ self.picked_a[first:t].T
+            h_dots = gradients._dense(self.h[group] @ self.picked_h[first:t].T)
+            self.exact[group] += np.einsum("ij,ij->i", a_dots, h_dots, dtype=np.float64)
+        self.key[rows] = self.count * self.sq_norms[rows] - 2 * self.exact[rows]
+        self.width[rows] = 0.0
+        self.seen[rows] = t
+
+    def _defer(self, pick):
+        """Fold the pick into the reference, its products as bounds only."""
+        t = self.n_picked
+        self.picked_a[t] = self.a[pick]
+        self.picked_h[t] = _row(self.h, pick)
+        self.n_picked += 1
+        self.count += 1
+        bound = (self.a[pick] @ self.a_t).astype(np.float64)
+        bound *= self.h_norms
+        bound *= self.h_norms[pick]  # |(a_x . a*)(h~_x . h~*)| <= |bound|
+        self.key += self.sq_norms
+        if self.non_negative:  # the product lies between 0 and bound
+            self.key -= 2 * np.minimum(bound, 0)
+            np.abs(bound, out=bound)
+            self.width += 2 * bound
+        else:  # between -|bound| and |bound|
+            np.abs(bound, out=bound)
+            self.key += 2 * bound
+            self.width += 4 * bound
+
+
+def _has_no_negative_entry(h):
+    values = h.data if hasattr(h, "toarray") else h
+    return values.size == 0 or values.min() >= 0
 
 
 def _row(h, i):

@@ -276,3 +276,43 @@ def test_errors(blobs, fitted_mlp):
     with pytest.raises(TypeError, match="no penultimate features"):
         GradDiscrepancy().fit(X[:5], y[:5], estimator=forest)
     assert sparse  # imported for the sparse tests above
+
+
+def synthetic_pool_factors(n_rows, n_classes, n_features, signed, seed):
+    """Pseudo-label factors ``a = p - e_y`` with ReLU-like (or signed) features."""
+    rng = np.random.RandomState(seed)
+    logits = 3 * rng.randn(n_rows, n_classes)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    a = p.copy()
+    a[np.arange(n_rows), p.argmax(1)] -= 1
+    h = rng.randn(n_rows, n_features) + rng.randn(n_classes, n_features)[p.argmax(1)]
+    h = h if signed else np.maximum(h, 0)
+    h = np.hstack([h, np.ones((n_rows, 1))]).astype(np.float32)
+    return gradients.GradientFactors(a.astype(np.float32), h)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_grad_seq_pruned_picks_equal_the_materialized_sequential_loop(signed):
+    from skal.strategies.gradient import _LazyDiscrepancy
+
+    factors = synthetic_pool_factors(600, 5, 12, signed, seed=int(signed))
+    labeled = synthetic_pool_factors(40, 5, 12, signed, seed=7)
+    G, G_labeled = materialize(factors), materialize(labeled)
+    reference, picks = list(G_labeled), []
+    for _ in range(40):
+        distances = np.linalg.norm(G - np.mean(reference, axis=0), axis=1)
+        distances[picks] = -np.inf
+        picks.append(int(np.argmax(distances)))
+        reference.append(G[picks[-1]])
+    state = _LazyDiscrepancy(factors, labeled.mean_matrix(), len(G_labeled), 40)
+    assert [state.pick() for _ in range(40)] == picks
+    # Every bound holds: key - width <= m (||g_x||^2 - 2 <g_x, mean>) <= key.
+    m, rest = len(reference), np.setdiff1d(np.arange(600), picks)
+    exact = m * (G**2).sum(1) - 2 * G @ np.sum(reference, axis=0)
+    slack = 1e-5 * m * (G**2).sum(1).max()
+    assert np.all(exact[rest] <= state.key[rest] + slack)
+    assert np.all(exact[rest] >= state.key[rest] - state.width[rest] - slack)
+    assert np.any(state.width[rest] > 0)  # some bounds are still deferred
+    # The bounds did their work: most of the 600 x 39 products were never formed.
+    assert state.n_updated < 0.25 * 600 * 39
