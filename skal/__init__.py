@@ -7,18 +7,20 @@ The pieces:
   ``teach`` on raw input);
 - :mod:`skal.strategies` holds the query strategies (``fit`` then ``query``);
 - :mod:`skal.embeddings` streams what strategies need from a model;
-- :mod:`skal.nets` provides skorch classifiers (the papers' MLP, ...).
+- :mod:`skal.nets` provides skorch classifiers (the papers' MLP, ...);
+- :mod:`skal.persistence` saves and loads a fitted learner without pickle.
 """
 
+from . import persistence
 from ._config import config_context, get_config, set_config
+from ._version import __version__
 from .learner import ActiveLearner, ActiveLearningPipeline
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "ActiveLearner",
     "ActiveLearningPipeline",
     "config_context",
+    "persistence",
     "get_config",
     "set_config",
     "__version__",

@@ -69,6 +69,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils import gen_batches
 
+from ._codec import Decoder, Encoder
 from ._config import get_config
 from ._validation import UNLABELED
 
@@ -398,8 +399,6 @@ def stored_learner_params(label_store):
     missing : list of str
         Names of parameters the store could not keep (e.g. a custom estimator).
     """
-    from .persistence import _Decoder
-
     store = as_label_store(label_store)
     session = store.read_session()
     if session is None:
@@ -408,7 +407,7 @@ def stored_learner_params(label_store):
             f"ActiveLearner(label_store=...).fit(X, y)."
         )
     _check_format(session, store)
-    decoder = _Decoder(path=repr(store))
+    decoder = Decoder(path=repr(store))
     params = {name: decoder.decode(value) for name, value in session["learner"].items()}
     return params, list(session.get("not_stored", []))
 
@@ -543,9 +542,7 @@ class LabelingSession:
 
 
 def _new_session(X, fingerprint, params):
-    from .persistence import _Encoder
-
-    encoder = _Encoder(inline_arrays=True)
+    encoder = Encoder(inline_arrays=True)
     learner, not_stored = {}, []
     for name, value in params.items():
         if name in _NOT_STORED:

@@ -220,7 +220,10 @@ def test_simulation_with_a_store_is_an_error(tmp_path):
     X, y = pool()
     with pytest.raises(ValueError, match="mark the rows to ask for with -1"):
         learner(tmp_path / "s.db", None).fit(X, y)
-    with pytest.raises(ValueError, match="oracle_batch_size must be a positive"):
+    with pytest.raises(
+        ValueError,
+        match="'oracle_batch_size' parameter of ActiveLearner must be an int",
+    ):
         learner(tmp_path / "s.db", lambda r: y[r], oracle_batch_size=0).fit(
             X, np.full(len(y), -1)
         )

@@ -4,6 +4,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils.estimator_checks import check_param_validation
 
 from skal import ActiveLearner
 from skal.strategies import Margin, RandomSampling
@@ -151,9 +152,11 @@ def test_subsample_limits_candidates(blobs, monkeypatch):
     sizes = []
     original = Margin.query
 
-    def spy(self, X_pool, n):
-        sizes.append(X_pool.shape[0])
-        return original(self, X_pool, n)
+    def spy(self, X_pool, n, candidates=None):
+        sizes.append(len(candidates))
+        picks = original(self, X_pool, n, candidates=candidates)
+        assert np.isin(picks, candidates).all()
+        return picks
 
     monkeypatch.setattr(Margin, "query", spy)
     ActiveLearner(
@@ -194,9 +197,9 @@ def test_single_class_initial_set(blobs):
             dict(n_initial=300, batch_size=50, n_rounds=3),
             "n_initial \\+ n_rounds \\* batch_size = 450 exceeds the 400",
         ),
-        (dict(batch_size=0), "batch_size must be an integer >= 1"),
-        (dict(n_rounds=-1), "n_rounds must be an integer >= 0"),
-        (dict(subsample=0), "subsample must be a positive integer"),
+        (dict(batch_size=0), "'batch_size' parameter of ActiveLearner must be an int"),
+        (dict(n_rounds=-1), "'n_rounds' parameter of ActiveLearner must be an int"),
+        (dict(subsample=0), "'subsample' parameter of ActiveLearner must be an int"),
         (dict(strategy="nope"), "Unknown strategy 'nope'"),
     ],
 )
@@ -204,6 +207,13 @@ def test_bad_parameters(params, message, blobs):
     X, y = blobs
     with pytest.raises(ValueError, match=message):
         ActiveLearner(logreg(), **params).fit(X, y)
+
+
+def test_every_parameter_is_declared_and_an_invalid_value_is_refused():
+    # scikit-learn's own check, as for the strategies: the constraints cover
+    # exactly the constructor's parameters, and fit refuses a value of a wrong
+    # type, and one out of range, for each of them.
+    check_param_validation("ActiveLearner", ActiveLearner())
 
 
 def test_bad_data(blobs):
@@ -216,9 +226,9 @@ def test_bad_data(blobs):
     with_nan[5, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         ActiveLearner(logreg()).fit(with_nan, y)
-    with pytest.raises(TypeError, match="strategy must be"):
+    with pytest.raises(TypeError, match="'strategy' parameter of ActiveLearner must"):
         ActiveLearner(logreg(), strategy=42).fit(X, y)
-    with pytest.raises(TypeError, match="oracle must be callable"):
+    with pytest.raises(TypeError, match="'oracle' parameter of ActiveLearner must"):
         ActiveLearner(logreg(), oracle="me").fit(X, y)
     with pytest.raises(ValueError, match="returned 1 labels for 5"):
         ActiveLearner(logreg(), batch_size=5, n_rounds=1, oracle=lambda i: [0]).fit(

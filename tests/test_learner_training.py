@@ -151,7 +151,9 @@ def test_n_threads_applies_during_fit_and_is_restored(blobs):
     assert torch.get_num_threads() == before
     learner.query(X, 3)
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="n_threads must be a positive integer"):
+    with pytest.raises(
+        ValueError, match="'n_threads' parameter of ActiveLearner must be an int"
+    ):
         ActiveLearner(tiny_mlp(), n_threads=0).fit(X, y)
 
 

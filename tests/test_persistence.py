@@ -15,6 +15,8 @@ import torch
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skal import ActiveLearner
 from skal.persistence import LearnerFileError, load, save
@@ -323,3 +325,34 @@ def test_what_cannot_be_saved(blobs, tmp_path):
     assert not path.exists()  # nothing half-written
     with pytest.raises(FileNotFoundError, match="No skal learner file"):
         load(tmp_path / "missing.skal")
+
+
+def test_a_fitted_pipeline_is_refused_not_saved_unfitted(blobs, tmp_path):
+    # A Pipeline keeps its fitted state in its steps, none in attributes of its
+    # own: saved as parameters, it used to load unfitted without any error.
+    X, y = blobs
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+    learner = fitted(pipeline, "margin", X, y)
+    with pytest.raises(TypeError, match="fitted sklearn.pipeline:Pipeline.*steps"):
+        save(learner, tmp_path / "learner.skal")
+    assert not (tmp_path / "learner.skal").exists()
+
+
+def test_persistence_is_reachable_from_the_package(blobs, tmp_path):
+    import skal  # as the README writes it: skal.persistence.save(learner, path)
+
+    X, y = blobs
+    learner = fitted(LogisticRegression(max_iter=300), "margin", X, y)
+    loaded = skal.persistence.load(skal.persistence.save(learner, tmp_path / "a"))
+    assert_same_learner(learner, loaded, X)
+
+
+def test_the_learner_refuses_state_it_does_not_own(blobs):
+    X, y = blobs
+    learner = fitted(LogisticRegression(max_iter=300), "margin", X, y)
+    state = learner._get_state()
+    assert {"estimator_", "strategy_", "_labeled_X", "_pool"} <= set(state)
+    with pytest.raises(ValueError, match="refusing to set the attribute 'fit'"):
+        ActiveLearner()._set_state({**state, "fit": print})
+    with pytest.raises(NotFittedError):
+        ActiveLearner()._get_state()

@@ -30,7 +30,6 @@ from sklearn.linear_model import LogisticRegression
 
 from skal import ActiveLearner, config_context
 from skal._validation import check_pool
-from skal.learner import _ranks_points
 from skal.nets import MLPClassifier
 from skal.strategies import available_strategies, get_strategy
 
@@ -414,7 +413,9 @@ def test_bad_inputs_raise_documented_errors_naming_the_problem(capsys):
 
 # --- the learner's chunked scoring of large pools ------------------------------------
 # Strategies whose picks the learner computes from chunked scores.
-RANKING = [name for name in available_strategies() if _ranks_points(get_strategy(name))]
+RANKING = [
+    name for name in available_strategies() if get_strategy(name)._ranks_in_chunks()
+]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -18,13 +18,16 @@ import contextlib
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from sklearn.utils import gen_batches
 
+from .._config import get_config
 from .._validation import (
     check_fitted_estimator,
     check_n_queries,
     check_pool,
     n_features_of,
     n_features_of_array,
+    take_rows,
 )
 
 
@@ -51,6 +54,10 @@ class QueryStrategy(BaseEstimator):
     # `prepare_estimator` where the estimator has them switched off (e.g. dropout
     # for MC-dropout strategies): {parameter: (value when off, value to use)}.
     estimator_settings = {}
+    # True where `_score` draws its randomness anew in every call (MC dropout):
+    # scores of chunks would then differ from the scores of the whole pool, so
+    # `query` scores the candidates in one call.
+    scores_in_one_call = False
 
     def fit(self, X, y, *, estimator=None):
         """Prepare the strategy from the labeled set and the trained estimator.
@@ -89,7 +96,7 @@ class QueryStrategy(BaseEstimator):
     def _fit(self, X, y):
         """Hook for subclasses: state computed from the labeled set."""
 
-    def query(self, X_pool, n):
+    def query(self, X_pool, n, candidates=None):
         """Select ``n`` distinct points of the pool to label.
 
         Parameters
@@ -97,19 +104,34 @@ class QueryStrategy(BaseEstimator):
         X_pool : array-like, DataFrame or sparse matrix of shape (n_pool, n_features)
             Candidate points.
         n : int
-            Number of points to select, ``1 <= n <= n_pool``.
+            Number of points to select, ``1 <= n <= n_pool`` (or
+            ``len(candidates)``).
+        candidates : array-like of int, default=None
+            Rows of ``X_pool`` to choose from (e.g. the unlabeled rows of a
+            pool); ``None`` means every row. Ranking strategies score them chunk
+            by chunk (``skal.get_config()["chunk_size"]`` rows) without copying
+            them out of ``X_pool``; joint strategies get them as one pool.
 
         Returns
         -------
         indices : ndarray of shape (n,), dtype int64
-            Distinct row indices into ``X_pool``, most informative first where the
-            strategy ranks.
+            Distinct row indices into ``X_pool`` (among ``candidates``), most
+            informative first where the strategy ranks.
         """
         X_pool = self._check_pool(X_pool)
-        n = check_n_queries(n, X_pool.shape[0])
+        candidates = _check_candidates(candidates, X_pool.shape[0])
+        size = X_pool.shape[0] if candidates is None else len(candidates)
+        n = check_n_queries(n, size)
         with _numerical_errors_raise(self):
-            indices = np.asarray(self._select(X_pool, n), dtype=np.int64)
-        return indices
+            if self._ranks_in_chunks():
+                # Scores of a chunk do not depend on the others: top n of the
+                # chunked scores is _select's answer, without keeping features
+                # (or a copy) of every candidate at once.
+                picks = top_n(self._chunked_scores(X_pool, candidates), n)
+            else:
+                pool = X_pool if candidates is None else take_rows(X_pool, candidates)
+                picks = np.asarray(self._select(pool, n), dtype=np.int64)
+        return picks if candidates is None else candidates[picks]
 
     def score(self, X_pool):
         """Informativeness of each pool point (higher is more informative).
@@ -128,6 +150,36 @@ class QueryStrategy(BaseEstimator):
 
     def _select(self, X_pool, n):
         return top_n(self._checked_scores(self._score(X_pool)), n)
+
+    def _ranks_in_chunks(self):
+        """True if ``query`` is the top ``n`` of scores computed chunk by chunk.
+
+        That is the protocol's default ``_select`` (ranking strategies implement
+        ``_score`` only; joint ones override ``_select``), unless the scores
+        are drawn anew in every call (``scores_in_one_call``: MC dropout's
+        masks would change with the chunks).
+        """
+        return type(self)._select is QueryStrategy._select and not (
+            self.scores_in_one_call
+        )
+
+    def _chunked_scores(self, X_pool, candidates):
+        size = X_pool.shape[0] if candidates is None else len(candidates)
+        chunk_size = get_config()["chunk_size"]
+        if candidates is None and size <= chunk_size:
+            return self._checked_scores(self._score(X_pool))
+        return np.concatenate(
+            [
+                self._checked_scores(
+                    self._score(
+                        X_pool[rows]
+                        if candidates is None
+                        else take_rows(X_pool, candidates[rows])
+                    )
+                )
+                for rows in gen_batches(size, chunk_size)
+            ]
+        )
 
     def _score(self, X_pool):
         raise NotImplementedError(
@@ -171,6 +223,29 @@ def _numerical_errors_raise(strategy):
             f"(NaN or infinity from {exc}); the inputs or the model's outputs are too "
             f"large: standardize the features or check that training converged."
         ) from exc
+
+
+def _check_candidates(candidates, n_pool):
+    if candidates is None:
+        return None
+    candidates = np.asarray(candidates)
+    if candidates.ndim != 1 or (
+        len(candidates) and not np.issubdtype(candidates.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"candidates must be a 1-D array of row indices, got an array of shape "
+            f"{candidates.shape} and dtype {candidates.dtype}."
+        )
+    candidates = candidates.astype(np.int64, copy=False)
+    if len(candidates) and (candidates.min() < 0 or candidates.max() >= n_pool):
+        raise ValueError(
+            f"candidates must be rows of X_pool (0 <= index < {n_pool}), got indices "
+            f"from {candidates.min()} to {candidates.max()}."
+        )
+    increasing = np.all(candidates[1:] > candidates[:-1])  # O(N): the usual case
+    if not increasing and len(np.unique(candidates)) != len(candidates):
+        raise ValueError("candidates must not repeat a row.")
+    return candidates
 
 
 def top_n(scores, n):

@@ -248,6 +248,7 @@ def _verified_tail(module, batch, tail, captured):
 
 class _MCDropoutStrategy(QueryStrategy):
     estimator_settings = {"dropout": (0.0, 0.1)}  # MC dropout needs dropout layers
+    scores_in_one_call = True  # the dropout masks are drawn per call
 
     """Ranks the pool by a function of :class:`MCDropoutStatistics`."""
 

@@ -8,6 +8,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 
+from skal import config_context
 from skal.strategies import Entropy, available_strategies, get_strategy, top_n
 
 from ..conftest import tiny_mlp
@@ -147,3 +148,67 @@ def test_prepare_estimator_sets_up_what_a_strategy_is_defined_with():
     assert prepare_estimator(tiny_mlp(dropout=0.3), "bald").dropout == 0.3
     logreg = LogisticRegression()
     assert prepare_estimator(logreg, "bald") is logreg  # no such parameter: unchanged
+
+
+# --- candidates: who scores chunk by chunk (issue 14, item 3) ----------------------------
+def recording_score_sizes(strategy):
+    """Record the number of rows of every block ``_score`` is given."""
+    sizes, score = [], strategy._score
+
+    def recorded(X_pool):
+        sizes.append(X_pool.shape[0])
+        return score(X_pool)
+
+    strategy._score = recorded
+    return sizes
+
+
+@pytest.mark.parametrize("name", ["grad", "qbc", "entropy", "random", "egl"])
+def test_ranking_strategies_score_candidates_chunk_by_chunk(
+    name, blobs, fitted_universal_mlp
+):
+    # grad and qbc take a random_state (used in fit only); the learner used to
+    # guess from it that they could not be chunked and copied every candidate.
+    X, y = blobs
+    strategy = fitted_strategy(name, X[:100], y[:100], fitted_universal_mlp)
+    candidates = np.arange(100, 400, 3)
+    # Reference: one call on the copied candidate rows, then the top 9.
+    reference = candidates[top_n(strategy.score(X[candidates]), 9)]
+    if name == "random":  # uniform draws: refit to replay the same stream
+        strategy = fitted_strategy(name, X[:100], y[:100], fitted_universal_mlp)
+    sizes = recording_score_sizes(strategy)
+    with config_context(chunk_size=7):
+        picks = strategy.query(X, 9, candidates=candidates)
+    assert max(sizes) <= 7 and sum(sizes) == len(candidates)
+    np.testing.assert_array_equal(picks, reference)
+
+
+@pytest.mark.parametrize("name", ["badge", "kcenter", "bald"])
+def test_joint_and_mc_dropout_strategies_get_the_candidates_as_one_pool(
+    name, blobs, fitted_universal_mlp
+):
+    X, y = blobs
+    candidates = np.arange(100, 400, 3)
+    strategy = fitted_strategy(name, X[:100], y[:100], fitted_universal_mlp)
+    assert not strategy._ranks_in_chunks()
+    with config_context(chunk_size=7):
+        picks = strategy.query(X, 9, candidates=candidates)
+    again = fitted_strategy(name, X[:100], y[:100], fitted_universal_mlp)
+    with config_context(chunk_size=7):
+        reference = candidates[again.query(X[candidates], 9)]
+    np.testing.assert_array_equal(picks, reference)
+
+
+def test_bad_candidates(blobs, fitted_logreg):
+    X, y = blobs
+    strategy = Entropy().fit(X[:100], y[:100], estimator=fitted_logreg)
+    for candidates, message in [
+        ([[1, 2]], "1-D array of row indices"),
+        ([0.5, 1.5], "1-D array of row indices"),
+        ([0, 400], "0 <= index < 400"),
+        ([3, 1, 3], "must not repeat a row"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            strategy.query(X, 1, candidates=candidates)
+    with pytest.raises(ValueError, match="n=3"):
+        strategy.query(X, 3, candidates=[5, 6])
