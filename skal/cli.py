@@ -227,9 +227,10 @@ def _add_bench(commands):
     run.add_argument(
         "--n-jobs",
         type=int,
-        default=1,
+        default=-1,
         help="parallel cells (joblib processes; with --dask local, "
-        "the number of workers)",
+        "the number of workers); default -1: one per core, each with one torch "
+        "thread (small networks train fastest single-threaded)",
     )
     run.add_argument(
         "--dask",
@@ -241,8 +242,9 @@ def _add_bench(commands):
         "--torch-threads",
         type=_positive_int,
         default=None,
-        help="torch threads per cell (default: cores / n-jobs in worker processes); "
-        "1 is best on a machine shared with other jobs",
+        help="torch threads per cell (default: cores / n-jobs in worker processes, "
+        "so 1 with the default --n-jobs); 1 is best on a machine shared with other "
+        "jobs",
     )
     run.add_argument(
         "--resume",

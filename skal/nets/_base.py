@@ -37,8 +37,9 @@ from skorch.dataset import unpack_data
 from .._config import get_config
 from .._validation import check_pool, n_features_of_array
 from ._batches import BatchSlicer, rows_to_tensor
+from ._lean import TrainingTensors, dense_batch, per_batch_callbacks, sparse_batch
 from ._loss_prediction import FeatureRecorder, LossPredictionModule, ranking_loss
-from ._sparse import LazyMomentumSGD, SparseInputLinear
+from ._sparse import GatheredBatch, LazyMomentumSGD, SparseInputLinear
 
 # torch.optim.SGD arguments LazyMomentumSGD accepts (it rejects non-default values
 # of all but lr and momentum).
@@ -55,6 +56,10 @@ class SkalNetClassifier(NeuralNetClassifier):
     ``lazy_sparse_updates`` (default True) lets a module with
     ``accepts_sparse_input = True`` train on sparse input with
     :class:`skal.nets._sparse.LazyMomentumSGD` in place of ``torch.optim.SGD``.
+    ``lean_training`` (default True) runs training epochs in skal's lean loop
+    (:mod:`skal.nets._lean`: same batches and arithmetic as skorch's loop, without
+    its per-batch bookkeeping) whenever no callback acts on training batches; the
+    history then holds one batch entry per epoch. False always uses skorch's loop.
     """
 
     def __init__(
@@ -64,12 +69,14 @@ class SkalNetClassifier(NeuralNetClassifier):
         random_state=None,
         lazy_sparse_updates=True,
         loss_prediction=None,
+        lean_training=True,
         **kwargs,
     ):
         super().__init__(module, *args, **kwargs)
         self.random_state = random_state
         self.lazy_sparse_updates = lazy_sparse_updates
         self.loss_prediction = loss_prediction
+        self.lean_training = lean_training
 
     # --- fitting -----------------------------------------------------------------
     def _encode_targets(self, y, classes=None):
@@ -118,6 +125,7 @@ class SkalNetClassifier(NeuralNetClassifier):
                 f"X has {X.shape[0]} samples but y has {len(y_encoded)} labels."
             )
         self.sparse_input_ = sparse.issparse(X)  # chooses the optimizer at initialize
+        self._inspect_training_input(X)
         self.example_input_ = X[:2]  # sizes the loss-prediction module at initialize
         with self._seeded():
             if not self.warm_start or not getattr(self, "initialized_", False):
@@ -145,6 +153,9 @@ class SkalNetClassifier(NeuralNetClassifier):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             yield
+
+    def _inspect_training_input(self, X):
+        """Hook: measure what training needs to know about ``X`` (its scale)."""
 
     def _validate_X(self, X, *, reset):
         if isinstance(X, torch.Tensor):
@@ -286,7 +297,14 @@ class SkalNetClassifier(NeuralNetClassifier):
         optimizer = getattr(self, prefix)
         if "momentum" in kwargs and not _accepts(optimizer, "momentum"):
             del kwargs["momentum"]
+        scales = self._lr_scales() if prefix == "optimizer" else {}
+        if scales:
+            args = (_scale_group_lr(args[0], scales, kwargs["lr"]),) + tuple(args[1:])
         return args, kwargs
+
+    def _lr_scales(self):
+        """Hook: ``{parameter: lr multiplier}`` for parameters trained at another rate."""
+        return {}
 
     # --- lazy sparse updates ---------------------------------------------------------
     def initialize_optimizer(self, *args, **kwargs):
@@ -323,25 +341,118 @@ class SkalNetClassifier(NeuralNetClassifier):
             iterator.keep_sparse = accepts and (self._lazy() or not training)
         return iterator
 
+    def _prepare_training_batch(self, X):
+        """Hook: the training batch as the module gets it (CNN: augmentation)."""
+        return X
+
     def train_step_single(self, batch, **fit_params):
         """skorch's step, after catching up the weight rows the batch will read."""
-        Xi, _ = unpack_data(batch)
+        Xi, yi = unpack_data(batch)
         if self._lazy() and getattr(Xi, "layout", None) == torch.sparse_csr:
             rows = Xi.col_indices()
             for layer in self.module_.modules():
                 if isinstance(layer, SparseInputLinear):
                     self.optimizer_.catch_up(layer.weight, rows)
+        batch = (self._prepare_training_batch(Xi), yi)
         return super().train_step_single(batch, **fit_params)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        """skorch's epoch; after training, bring every weight up to date.
+        """skorch's epoch, or the lean one; after training, bring every weight up to date.
 
-        This runs before validation and the ``on_epoch_end`` callbacks (scoring,
-        checkpoints), which read the weights.
+        The flush runs before validation and the ``on_epoch_end`` callbacks
+        (scoring, checkpoints), which read the weights.
         """
-        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if training and self._trains_lean(iterator, step_fn, fit_params):
+            self._run_lean_epoch(iterator)
+        else:
+            super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         if training and self._lazy():
             self.optimizer_.flush()
+
+    # --- lean training loop (see skal/nets/_lean.py) ----------------------------------
+    def _trains_lean(self, iterator, step_fn, fit_params):
+        """Whether the lean epoch does exactly what skorch's loop would do here."""
+        cls = type(self)
+        overridden = any(
+            getattr(cls, name) is not getattr(reference, name)
+            for name, reference in (
+                ("train_step", NeuralNetClassifier),
+                ("train_step_single", SkalNetClassifier),
+                ("infer", NeuralNetClassifier),
+                ("on_batch_begin", NeuralNetClassifier),
+                ("on_batch_end", NeuralNetClassifier),
+                ("on_grad_computed", NeuralNetClassifier),
+            )
+        )
+        if (
+            not self.lean_training
+            or overridden
+            or fit_params
+            or type(iterator) is not BatchSlicer
+            or getattr(step_fn, "__func__", None) is not NeuralNetClassifier.train_step
+            or per_batch_callbacks(self)
+        ):
+            return False
+        if sparse.issparse(iterator.dataset.X):
+            # Sparse batches: only the gathered-rows step (others densify per batch).
+            return iterator.keep_sparse and self._sparse_layer() is not None
+        return True
+
+    def _sparse_layer(self):
+        """The module's single SparseInputLinear when LazyMomentumSGD trains it."""
+        layers = [m for m in self.module_.modules() if isinstance(m, SparseInputLinear)]
+        if not self._lazy() or len(layers) != 1:
+            return None
+        return layers[0]
+
+    def _lean_data(self, dataset):
+        """The training set on the device, converted once per fit."""
+        cached = getattr(self, "_lean_data_", None)
+        if cached is None or cached[0] is not dataset:
+            tensors = TrainingTensors(dataset.X, dataset.y, self.device)
+            self._lean_data_ = cached = (dataset, tensors)
+        return cached[1]
+
+    def _run_lean_epoch(self, iterator):
+        data = self._lean_data(iterator.dataset)
+        n, batch_size = data.n_rows, iterator.batch_size
+        # The same draw as BatchSlicer, so both loops see the same batches.
+        order = torch.randperm(n) if iterator.shuffle else torch.arange(n)
+        X, y = data.permuted(order.to(data.y.device))
+        self._set_training(True)
+        self.history.new_batch()
+        losses, sizes = [], []
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            if iterator.drop_last and stop - start < batch_size:
+                break
+            # Kept on the device: no synchronization per batch.
+            losses.append(self._lean_step(X, y[start:stop], start, stop).detach())
+            sizes.append(stop - start)
+        if losses:
+            # One entry whose size-weighted mean is skorch's per-epoch train_loss.
+            weights = torch.tensor(sizes, dtype=torch.float64)
+            total = torch.stack(losses).double().cpu() @ weights
+            self.history.record_batch("train_loss", float(total) / sum(sizes))
+            self.history.record_batch("train_batch_size", sum(sizes))
+        self.history.record("train_batch_count", len(losses))
+
+    def _lean_step(self, X, y, start, stop):
+        for name in self._optimizers:
+            getattr(self, name + "_").zero_grad(set_to_none=True)
+        if isinstance(X, tuple):  # permuted CSR parts
+            offsets, columns, values = sparse_batch(X, start, stop)
+            rows, local = torch.unique(columns, return_inverse=True)
+            weight = self.optimizer_.gather_rows(self._sparse_layer().weight, rows)
+            Xi = GatheredBatch(offsets, local, values, weight)
+        else:
+            Xi = self._prepare_training_batch(dense_batch(X, start, stop))
+        y_pred = self.module_(Xi)
+        loss = self.get_loss(y_pred, y, X=Xi, training=True)
+        loss.backward()
+        for name in self._optimizers:
+            getattr(self, name + "_").step()
+        return loss
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         # History rows before this fit (partial_fit, warm start): the loss module's
@@ -353,6 +464,7 @@ class SkalNetClassifier(NeuralNetClassifier):
         # Also after an interrupted epoch (skorch catches KeyboardInterrupt).
         if self._lazy():
             self.optimizer_.flush()
+        self._lean_data_ = None  # release the device copy of the training set
         return super().on_train_end(net, X=X, y=y, **kwargs)
 
     # --- prediction --------------------------------------------------------------
@@ -383,6 +495,22 @@ class SkalNetClassifier(NeuralNetClassifier):
     def predict(self, X):
         """Most probable class label for each row of ``X``."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _scale_group_lr(groups, scales, lr):
+    """Param groups with each parameter of ``scales`` in its own group, lr scaled."""
+    scaled = {id(param): factor for param, factor in scales.items()}
+    result = []
+    for group in groups:
+        params = list(group["params"])
+        kept = [p for p in params if id(p) not in scaled]
+        if kept:
+            result.append({**group, "params": kept})
+        for param in params:
+            if id(param) in scaled:
+                group_lr = group.get("lr", lr) * scaled[id(param)]
+                result.append({**group, "params": [param], "lr": group_lr})
+    return result
 
 
 def _accepts(callable_, argument):

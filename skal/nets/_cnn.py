@@ -29,7 +29,6 @@ import copy
 
 import numpy as np
 import torch
-from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch import nn
 
@@ -498,6 +497,7 @@ class CNNClassifier(SkalNetClassifier):
         verbose=0,
         classes=None,
         random_state=None,
+        lean_training=True,
         **kwargs,
     ):
         # Set before skorch's __init__: afterwards skorch refuses nn.Module
@@ -525,6 +525,7 @@ class CNNClassifier(SkalNetClassifier):
             verbose=verbose,
             classes=classes,
             random_state=random_state,
+            lean_training=lean_training,
             **kwargs,
         )
 
@@ -575,15 +576,13 @@ class CNNClassifier(SkalNetClassifier):
             )
         return self.augment
 
-    def train_step_single(self, batch, **fit_params):
-        """One SGD step; the augmentation (if any) is applied here, and only here."""
+    def _prepare_training_batch(self, X):
+        """The augmentation (if any) is applied to training batches, and only there."""
         augment = self._augmenter()
-        if augment is not None:
-            Xi, yi = unpack_data(batch)
-            with torch.no_grad():
-                Xi = augment(self.module_.input(to_tensor(Xi, device=self.device)))
-            batch = (Xi, yi)
-        return super().train_step_single(batch, **fit_params)
+        if augment is None:
+            return X
+        with torch.no_grad():
+            return augment(self.module_.input(to_tensor(X, device=self.device)))
 
     def intermediate_features(self, X, layers=None, *, pooled=False, chunk_size=None):
         """Intermediate feature maps of the backbone for every image of ``X``.

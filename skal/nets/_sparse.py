@@ -59,6 +59,17 @@ class SparseInputLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, X):
+        if isinstance(X, GatheredBatch):
+            # Lean training step: the weight rows of the batch's features were
+            # gathered (and caught up) by LazyMomentumSGD.gather_rows.
+            out = F.embedding_bag(
+                X.local_columns,
+                X.weight_rows,
+                X.offsets,
+                mode="sum",
+                per_sample_weights=X.values,
+            )
+            return out + self.bias
         if X.layout == torch.sparse_csr:
             offsets = X.crow_indices()[:-1]
             out = F.embedding_bag(
@@ -74,6 +85,35 @@ class SparseInputLinear(nn.Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class GatheredBatch:
+    """A CSR batch whose columns index a gathered block of first-layer weight rows.
+
+    What :class:`SparseInputLinear` computes in skal's lean training step: the
+    optimizer gathers the rows ``columns`` of the weight once per step
+    (:meth:`LazyMomentumSGD.gather_rows`), the forward pass reads that small block
+    (``weight_rows``, a leaf tensor whose gradient is dense), and the step writes it
+    back. No sparse gradient is formed, coalesced or re-indexed.
+
+    Parameters
+    ----------
+    offsets : LongTensor of shape (n_rows,)
+        Start of each row in ``local_columns`` (CSR row pointers without the last).
+    local_columns : LongTensor of shape (nnz,)
+        Position of each non-zero's feature in ``columns``.
+    values : Tensor of shape (nnz,)
+    weight_rows : Tensor of shape (len(columns), out_features)
+    """
+
+    def __init__(self, offsets, local_columns, values, weight_rows):
+        self.offsets = offsets
+        self.local_columns = local_columns
+        self.values = values
+        self.weight_rows = weight_rows
+
+    def __len__(self):
+        return len(self.offsets)
 
 
 class LazyMomentumSGD(torch.optim.Optimizer):
@@ -163,12 +203,102 @@ class LazyMomentumSGD(torch.optim.Optimizer):
             self._catch_up(param, torch.unique(rows))
 
     @torch.no_grad()
+    def gather_rows(self, param, rows):
+        """Caught-up copy of ``param[rows]`` to train in place of ``param``.
+
+        The fused form of :meth:`catch_up` + a sparse step, used by skal's lean
+        training loop: the returned leaf tensor (``rows`` must be unique) takes part
+        in the forward pass instead of ``param``; the next :meth:`step` applies SGD
+        with momentum to it from its gradient and writes the rows back. The
+        arithmetic is that of :meth:`catch_up` and the sparse update, so the
+        trajectory equals ``torch.optim.SGD``'s up to float rounding.
+
+        Parameters
+        ----------
+        param : torch.nn.Parameter
+            A parameter of this optimizer.
+        rows : LongTensor of unique row indices
+
+        Returns
+        -------
+        weight_rows : Tensor of shape (len(rows), ...) with ``requires_grad=True``
+        """
+        group = next(
+            g for g in self.param_groups if any(p is param for p in g["params"])
+        )
+        hyper = (float(group["lr"]), float(group["momentum"]))
+        state = self._row_state(param, hyper)
+        if state["hyper"] != hyper:  # owed steps use the old lr/momentum
+            self._catch_up(param)
+            state["hyper"] = hyper
+        owed = state["step"] - state["row_step"].index_select(0, rows)
+        velocity = state["momentum_buffer"].index_select(0, rows)
+        weight_rows = param.index_select(0, rows)
+        if bool((owed > 0).any()):
+            lr, mu = hyper
+            decay = mu ** owed.double()
+            moved = -lr * mu * (1 - decay) / (1 - mu)
+            weight_rows.addcmul_(velocity, moved.to(param.dtype)[:, None])
+            velocity.mul_(decay.to(velocity.dtype)[:, None])
+        state["gathered"] = (rows, weight_rows, velocity)
+        return weight_rows.requires_grad_()
+
+    def _row_state(self, param, hyper):
+        state = self.state[param]
+        if "row_step" not in state:
+            # v_0 = 0: the first mu * v + g gives v = g, as torch does. After dense
+            # steps (a velocity everywhere) every row counts as touched (see flush).
+            moved = "momentum_buffer" in state
+            state.setdefault("momentum_buffer", torch.zeros_like(param))
+            state.setdefault("step", 0)
+            state["row_step"] = torch.full(
+                (len(param),), state["step"], device=param.device
+            )
+            state["hyper"] = hyper
+            state["touched"] = torch.full(
+                (len(param),), moved, dtype=torch.bool, device=param.device
+            )
+        elif "touched" not in state:  # a state saved by an older skal: assume all
+            state["touched"] = torch.ones(
+                len(param), dtype=torch.bool, device=param.device
+            )
+        return state
+
+    def _apply_gathered(self, param, state):
+        """SGD with momentum on the gathered rows, then write them back."""
+        rows, weight_rows, velocity = state.pop("gathered")
+        if weight_rows.grad is None:
+            return
+        lr, mu = state["hyper"]
+        state["step"] += 1
+        velocity.mul_(mu).add_(weight_rows.grad)
+        weight_rows = weight_rows.detach().add_(velocity, alpha=-lr)
+        param.index_copy_(0, rows, weight_rows)
+        state["momentum_buffer"].index_copy_(0, rows, velocity)
+        state["row_step"].index_fill_(0, rows, state["step"])
+        state["touched"] = state["touched"].bool().index_fill_(0, rows, True)
+
+    @torch.no_grad()
     def flush(self):
-        """Catch up every row of every parameter, so the weights can be read."""
+        """Catch up every row of every parameter, so the weights can be read.
+
+        Only rows that ever had a gradient can owe steps (the velocity of the
+        others is zero), so the cost grows with the features seen, not the
+        vocabulary.
+        """
         for group in self.param_groups:
             for param in group["params"]:
-                if "row_step" in self.state.get(param, {}):
+                state = self.state.get(param, {})
+                if "row_step" not in state:
+                    continue
+                if "touched" not in state:  # e.g. a state saved by an older skal
                     self._catch_up(param)
+                    continue
+                # .bool(): load_state_dict may cast state tensors to floats.
+                stale = state["touched"].bool() & (state["row_step"] < state["step"])
+                rows = stale.nonzero().squeeze(1)
+                if len(rows):
+                    self._catch_up(param, rows)
 
     def _catch_up(self, param, rows=None):
         """Apply the steps owed by ``param[rows]``; all rows, in place, if None."""
@@ -214,24 +344,44 @@ class LazyMomentumSGD(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             hyper = (float(group["lr"]), float(group["momentum"]))
+            plain = []  # dense gradients, no lazy rows: one multi-tensor update
             for param in group["params"]:
-                if param.grad is not None:
+                state = self.state.get(param, {})
+                if "gathered" in state:
+                    self._apply_gathered(param, state)
+                elif param.grad is None:
+                    continue
+                elif param.grad.is_sparse or "row_step" in state:
                     self._update(param, param.grad, hyper)
+                else:
+                    plain.append(param)
+            self._update_dense(plain, hyper)
         return loss
+
+    def _update_dense(self, params, hyper):
+        """``torch.optim.SGD``'s foreach update (as its own step) of dense parameters."""
+        lr, mu = hyper
+        old = [p for p in params if "momentum_buffer" in self.state[p]]
+        for param in params:
+            if "momentum_buffer" not in self.state[param]:  # first step: v = g
+                self.state[param]["momentum_buffer"] = param.grad.detach().clone()
+        if old:
+            buffers = [self.state[p]["momentum_buffer"] for p in old]
+            torch._foreach_mul_(buffers, mu)
+            torch._foreach_add_(buffers, [p.grad for p in old])
+        for param in params:
+            state = self.state[param]
+            state["step"] = state.get("step", 0) + 1
+        if params:
+            buffers = [self.state[p]["momentum_buffer"] for p in params]
+            torch._foreach_add_(params, buffers, alpha=-lr)
 
     def _update(self, param, grad, hyper):
         state = self.state[param]
         lr, mu = hyper
         if grad.is_sparse:
             grad = grad.coalesce()
-            if "row_step" not in state:
-                # v_0 = 0: the first mu * v + g below gives v = g, as torch does.
-                state.setdefault("momentum_buffer", torch.zeros_like(param))
-                state.setdefault("step", 0)
-                state["row_step"] = torch.full(
-                    (len(param),), state["step"], device=param.device
-                )
-                state["hyper"] = hyper
+            self._row_state(param, hyper)
         if "row_step" in state:
             if not grad.is_sparse or state["hyper"] != hyper:
                 # A dense step touches every row; owed steps use the old lr/momentum.
@@ -247,6 +397,7 @@ class LazyMomentumSGD(torch.optim.Optimizer):
             buffer.index_copy_(0, rows, velocity)
             param.index_add_(0, rows, velocity, alpha=-lr)
             state["row_step"][rows] = state["step"]
+            state["touched"] = state["touched"].bool().index_fill_(0, rows, True)
             return
         buffer = state.get("momentum_buffer")
         if buffer is None:
@@ -256,3 +407,4 @@ class LazyMomentumSGD(torch.optim.Optimizer):
         param.add_(buffer, alpha=-lr)
         if "row_step" in state:
             state["row_step"].fill_(state["step"])
+            state["touched"] = torch.ones_like(state["row_step"], dtype=torch.bool)
