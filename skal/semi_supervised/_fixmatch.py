@@ -49,14 +49,13 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_pool
 from ..nets import CNNClassifier
 from ..nets._cnn import image_layout
 from ._augment import StrongAugment, WeakAugment
 from ._darp import apply_column_duals, darp, target_class_counts
-from ._unlabeled import labeled_mask
+from ._unlabeled import FinalEstimatorPrediction, labeled_mask
 
 FixMatchLoss = namedtuple("FixMatchLoss", "total supervised unsupervised mask")
 FixMatchLoss.__doc__ = """FixMatch's loss and its parts (see :func:`fixmatch_loss`)."""
@@ -112,7 +111,7 @@ def fixmatch_loss(
     )
 
 
-class FixMatchClassifier(ClassifierMixin, BaseEstimator):
+class FixMatchClassifier(FinalEstimatorPrediction, ClassifierMixin, BaseEstimator):
     """FixMatch semi-supervised training of a :class:`skal.nets.CNNClassifier`.
 
     ``fit(X, y)`` takes raw images (uint8 ``N x H x W x C`` or ``N x H x W``,
@@ -360,23 +359,6 @@ class FixMatchClassifier(ClassifierMixin, BaseEstimator):
             threshold=self.threshold,
             lambda_u=self.lambda_u,
         )
-
-    # --- prediction ----------------------------------------------------------------
-    @property
-    def classes_(self):
-        """Class labels of the trained network."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.classes_
-
-    def predict_proba(self, X):
-        """Class probabilities of the trained network (columns as ``classes_``)."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
-
-    def predict(self, X):
-        """Labels predicted by the trained network."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
 
 
 class _Batches:

@@ -6,14 +6,15 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state, get_tags
-from sklearn.utils.validation import check_is_fitted
 
 from .._validation import num_samples, take_rows
 from ._darp import darp as refine_pseudo_labels
-from ._unlabeled import labeled_mask
+from ._unlabeled import FinalEstimatorPrediction, labeled_mask
 
 
-class SelfTrainingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class SelfTrainingClassifier(
+    FinalEstimatorPrediction, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
+):
     """Self-training around any classifier with ``predict_proba``, with DARP.
 
     Each round predicts the unlabeled rows with the current model, optionally
@@ -191,22 +192,6 @@ class SelfTrainingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = get_tags(self.estimator).input_tags.sparse
         return tags
-
-    @property
-    def classes_(self):
-        """Class labels of the fitted estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.classes_
-
-    def predict(self, X):
-        """Labels predicted by the final estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
-
-    def predict_proba(self, X):
-        """Class probabilities of the final estimator (columns as ``classes_``)."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
 
 
 def _same_selection(a, b):

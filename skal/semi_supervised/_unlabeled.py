@@ -1,7 +1,7 @@
 """The unlabeled-row marker shared by the semi-supervised learners."""
 
 import numpy as np
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._validation import UNLABELED
 
@@ -42,3 +42,24 @@ def labeled_mask(y, n_samples):
             "y marks every row as unlabeled (-1): at least one labeled row is needed."
         )
     return y, labeled
+
+
+class FinalEstimatorPrediction:
+    """Mixin: ``classes_``, ``predict`` and ``predict_proba`` of ``estimator_``,
+    the model a semi-supervised learner ends with."""
+
+    @property
+    def classes_(self):
+        """Class labels of the final model."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.classes_
+
+    def predict(self, X):
+        """Labels predicted by the final model."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X):
+        """Class probabilities of the final model (columns as ``classes_``)."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)

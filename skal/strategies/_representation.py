@@ -6,8 +6,10 @@ input, or any embedding (a fitted transformer or a function of ``X``).
 """
 
 import numpy as np
+from sklearn.utils import check_random_state
 
 from .. import embeddings
+from .base import QueryStrategy
 
 
 def uses_estimator(space):
@@ -47,3 +49,24 @@ def represent(X, space, estimator=None):
             f"it must return one row per sample (N, D)."
         )
     return points
+
+
+class SpaceStrategy(QueryStrategy):
+    """Base of strategies that measure distances in a chosen ``space``.
+
+    Subclasses have ``space`` and ``random_state`` parameters. ``fit`` keeps the
+    labeled points in that space (``labeled_points_``, None without a labeled
+    set) and a ``random_state_``; a model-free space needs no estimator.
+    """
+
+    @property
+    def needs_estimator(self):
+        return uses_estimator(self.space)
+
+    def _fit(self, X, y):
+        self.random_state_ = check_random_state(self.random_state)
+        empty = X is None or X.shape[0] == 0
+        self.labeled_points_ = None if empty else self._represent(X)
+
+    def _represent(self, X):
+        return represent(X, self.space, self.estimator_)

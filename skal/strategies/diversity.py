@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from .. import gradients
 from ._registry import register
-from ._representation import represent, uses_estimator
+from ._representation import SpaceStrategy
 from .base import QueryStrategy
 
 
@@ -62,7 +62,7 @@ class BADGE(QueryStrategy):
 
 
 @register("kcenter")
-class KCenterGreedy(QueryStrategy):
+class KCenterGreedy(SpaceStrategy):
     """Core-set selection by greedy K-center (``kcenter``).
 
     Repeatedly picks the pool point farthest (Euclidean) from everything labeled
@@ -99,19 +99,8 @@ class KCenterGreedy(QueryStrategy):
         self.space = space
         self.random_state = random_state
 
-    def _fit(self, X, y):
-        self.random_state_ = check_random_state(self.random_state)
-        self.labeled_points_ = None if X is None or X.shape[0] == 0 else self._embed(X)
-
-    @property
-    def needs_estimator(self):
-        return uses_estimator(self.space)
-
-    def _embed(self, X):
-        return represent(X, self.space, self.estimator_)
-
     def _select(self, X_pool, n):
-        points = self._embed(X_pool)
+        points = self._represent(X_pool)
         if self.labeled_points_ is None:
             nearest = np.full(points.shape[0], np.inf)
         else:

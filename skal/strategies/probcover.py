@@ -6,17 +6,15 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.neighbors import radius_neighbors_graph
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._registry import register
-from ._representation import represent, uses_estimator
-from .base import QueryStrategy
+from ._representation import SpaceStrategy
 from .typiclust import _stack_labeled, cluster_points
 
 
 @register("probcover")
-class ProbCover(QueryStrategy):
+class ProbCover(SpaceStrategy):
     """Maximum coverage by delta-balls, greedily (``probcover``).
 
     A point covers every point within distance ``delta`` of it. Points covered
@@ -84,19 +82,8 @@ class ProbCover(QueryStrategy):
         self.space = space
         self.random_state = random_state
 
-    @property
-    def needs_estimator(self):
-        return uses_estimator(self.space)
-
-    def _fit(self, X, y):
-        self.random_state_ = check_random_state(self.random_state)
-        empty = X is None or X.shape[0] == 0
-        self.labeled_points_ = (
-            None if empty else represent(X, self.space, self.estimator_)
-        )
-
     def _select(self, X_pool, n):
-        pool = represent(X_pool, self.space, self.estimator_)
+        pool = self._represent(X_pool)
         points, n_labeled = _stack_labeled(self.labeled_points_, pool)
         self.delta_ = (
             self._auto_delta(points) if self.delta == "auto" else float(self.delta)

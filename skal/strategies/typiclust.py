@@ -7,16 +7,14 @@ import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._registry import register
-from ._representation import represent, uses_estimator
-from .base import QueryStrategy
+from ._representation import SpaceStrategy
 
 
 @register("typiclust")
-class TypiClust(QueryStrategy):
+class TypiClust(SpaceStrategy):
     """Typical points of the largest uncovered clusters (``typiclust``).
 
     Clusters the labeled and pool points together by k-means into
@@ -81,18 +79,6 @@ class TypiClust(QueryStrategy):
         self.max_clusters = max_clusters
         self.min_cluster_size = min_cluster_size
         self.random_state = random_state
-
-    @property
-    def needs_estimator(self):
-        return uses_estimator(self.space)
-
-    def _fit(self, X, y):
-        self.random_state_ = check_random_state(self.random_state)
-        empty = X is None or X.shape[0] == 0
-        self.labeled_points_ = None if empty else self._represent(X)
-
-    def _represent(self, X):
-        return represent(X, self.space, self.estimator_)
 
     def _select(self, X_pool, n):
         pool = self._represent(X_pool)
