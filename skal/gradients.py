@@ -257,7 +257,10 @@ def kmeans_plus_plus(factors, n, random_state, *, weights=None, first=None):
         chosen.append(center)
         available[center] = False
         sampler.remove(center)
-        sampler.lower(*pool.closer_to(center))
+        rows, distances = pool.closer_to(center)
+        # A chosen row's distance to itself may round above 0: never redraw it.
+        keep = available[rows]
+        sampler.lower(rows[keep], distances[keep])
     return np.asarray(chosen, dtype=np.int64)
 
 

@@ -205,7 +205,10 @@ class MLPClassifier(SkalNetClassifier):
                 f"first_layer_lr_scale must be 'auto' or a positive number, got "
                 f"{scale!r}."
             )
-        if scale == 1 or not self.hidden_layer_sizes:
+        if scale == 1 or not isinstance(self.module_, MLPModule):
+            # A user's own module: which layer is "first" is theirs to say.
+            return {}
+        if not self.hidden_layer_sizes:
             return {}
         return {self.module_.hidden[0].weight: float(scale)}
 

@@ -104,9 +104,8 @@ class TypiClust(SpaceStrategy):
             scores = np.where(taken[members], -np.inf, typicality[cluster])
             if np.isinf(scores).all():  # the cluster has no pool point left
                 eligible[cluster] = False
-                if not eligible.any():
-                    eligible = ~np.isin(np.arange(n_clusters), clusters[taken])
-                    eligible &= sizes > 0
+                if not eligible.any():  # only small clusters still hold pool points
+                    eligible = np.bincount(clusters[~taken], minlength=n_clusters) > 0
                 continue
             point = int(members[np.argmax(scores)])
             taken[point] = True

@@ -80,3 +80,13 @@ def test_typiclust_with_a_given_embedding_and_sparse_input(blobs):
         .query(sparse.csr_matrix(X), 5)
     )
     np.testing.assert_array_equal(dense, sparse_picks)
+
+
+def test_typiclust_takes_small_clusters_once_large_ones_are_used_up():
+    # Two big clusters, everything else in tiny ones: asking for every pool row
+    # must fall back to the small clusters (hypothesis found the empty fallback).
+    X = np.vstack(
+        [np.zeros((8, 2)), np.ones((8, 2)) * 5, np.arange(12).reshape(6, 2) * 20.0]
+    )
+    picks = TypiClust(space="input", random_state=0).fit(None, None).query(X, len(X))
+    assert sorted(picks) == list(range(len(X)))
