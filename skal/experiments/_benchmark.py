@@ -260,7 +260,7 @@ class _Config:
                 f"Use another --output-dir, or --no-resume to start over there."
             )
         runs = (old or {}).get("runs", []) if resume else []
-        from .. import __version__
+        from .._version import __version__
 
         config = {
             "skal_version": __version__,

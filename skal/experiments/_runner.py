@@ -9,6 +9,7 @@ joblib worker processes or on a Dask cluster and hands back each result as soon 
 it is finished, so that callers can write it to disk right away.
 """
 
+import contextlib
 import itertools
 import os
 import traceback
@@ -154,14 +155,19 @@ def _call(key, func, args, kwargs, n_threads):
 
     Only ``Exception`` is caught: a KeyboardInterrupt still stops the run.
     """
+    limits = contextlib.nullcontext()
     if n_threads is not None:
         import torch
+        from threadpoolctl import threadpool_limits
 
         # Worker processes share the cores: without this each one would start a
-        # thread per core and they would oversubscribe the machine.
+        # thread per core and they would oversubscribe the machine. BLAS too:
+        # OpenBLAS threads on busy cores slowed NumPy-heavy strategies 5-8x.
         torch.set_num_threads(n_threads)
+        limits = threadpool_limits(limits=n_threads)
     try:
-        return key, func(*args, **kwargs)
+        with limits:
+            return key, func(*args, **kwargs)
     except Exception as exc:
         return key, TaskFailure(repr(exc), traceback.format_exc())
 
