@@ -7,63 +7,10 @@
 """
 
 import argparse
-import ast
 
-from .experiments._benchmark import LR_GRID
-from .experiments._setup import MODELS, available_datasets
+from .experiments._options import GROUPS, SAME_DEFAULT
+from .experiments._protocol import BenchmarkProtocol, flag_of, options
 from .strategies import available_strategies
-
-
-def _seeds(text):
-    """``N`` (seeds 0..N-1), ``A:B`` (seeds A..B-1) or ``A,B,C``."""
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        elif ":" in text:
-            start, stop = (int(s) for s in text.split(":"))
-            seeds = list(range(start, stop))
-        else:
-            seeds = list(range(int(text)))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"seeds must be N, A:B or A,B,C (integers), got {text!r}"
-        ) from None
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"{text!r} selects no seed")
-    return seeds
-
-
-def _strategy_param(text):
-    """``NAME:PARAM=VALUE`` -> (name, param, value); VALUE as a Python literal."""
-    try:
-        name, assignment = text.split(":", 1)
-        param, value = assignment.split("=", 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected STRATEGY:PARAM=VALUE (e.g. npc:max_candidates=100), got {text!r}"
-        ) from None
-    try:
-        value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        pass  # a bare word stays a string
-    return name.strip(), param.strip(), value
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _size(text):
-    """A fraction in (0, 1) or a row count."""
-    value = float(text)
-    if value >= 1 and value.is_integer():
-        return int(value)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1) or a count, got {text}")
-    return value
 
 
 def _add_demo(commands):
@@ -102,162 +49,44 @@ def _add_bench(commands):
             "--seeds 3 --rounds 5 --batch-size 20 --epochs 10 --sgd-batch-size 32."
         ),
     )
-    data = bench.add_argument_group("data")
-    data.add_argument(
-        "--datasets",
-        nargs="+",
-        choices=available_datasets(),
-        default=["digits"],
-        help="datasets (default: digits)",
-    )
-    data.add_argument(
-        "--model",
-        choices=list(MODELS),
-        default="mlp",
-        help="the 512-256 MLP (default; images as rows of pixels) or a CNN with "
-        "that head (image datasets only)",
-    )
-    data.add_argument(
-        "--data-home",
-        default=None,
-        help="folder with the dataset files (default: $SKAL_DATA or ~/skal_data)",
-    )
-    data.add_argument(
-        "--pool-size",
-        type=_positive_int,
-        default=None,
-        help="subsample the unlabeled pool to this many rows",
-    )
-    data.add_argument(
-        "--max-features",
-        type=_positive_int,
-        default=None,
-        help="TF-IDF vocabulary size (20newsgroups)",
-    )
-    data.add_argument(
-        "--validation-size",
-        type=_size,
-        default=0.1,
-        help="stratified validation split excluded from the pool, a "
-        "fraction or a count (default 0.1)",
-    )
+    # One flag per BenchmarkProtocol field: a new field is a new flag.
+    groups = {name: bench.add_argument_group(name) for name in GROUPS}
+    exclusive = {}
+    for f, option in options():
+        group = groups[option.group]
+        if option.exclusive:
+            if option.exclusive not in exclusive:
+                exclusive[option.exclusive] = group.add_mutually_exclusive_group()
+            group = exclusive[option.exclusive]
+        cli = dict(option.cli)
+        if callable(cli.get("choices")):  # registries: read when the parser is made
+            cli["choices"] = cli["choices"]()
+        default = (
+            f.default if option.cli_default is SAME_DEFAULT else option.cli_default
+        )
+        flag = flag_of(f)
+        if not {"action", "choices"} & set(cli):  # --rounds ROUNDS, not N_ROUNDS
+            cli.setdefault("metavar", flag[2:].replace("-", "_").upper())
+        group.add_argument(
+            flag,
+            dest=f.name,
+            default=default,
+            help=option.help + _shown_default(default),
+            **cli,
+        )
 
-    protocol = bench.add_argument_group("protocol")
-    protocol.add_argument(
-        "--strategies",
-        nargs="+",
-        choices=available_strategies(),
-        default=None,
-        help="default: every registered strategy",
-    )
-    protocol.add_argument(
-        "--strategy-params",
-        type=_strategy_param,
-        nargs="+",
-        default=[],
-        metavar="STRATEGY:PARAM=VALUE",
-        help="non-default strategy parameters, e.g. npc:max_candidates=100",
-    )
-    protocol.add_argument(
-        "--seeds",
-        type=_seeds,
-        default=list(range(5)),
-        help="N (seeds 0..N-1), A:B or A,B,C (default 5)",
-    )
-    protocol.add_argument(
-        "--rounds",
-        type=_positive_int,
-        default=39,
-        help="acquisition rounds (default 39)",
-    )
-    protocol.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=100,
-        help="points per round and initial set size (default 100)",
-    )
-    protocol.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=30,
-        help="epochs per training (default 30)",
-    )
-    protocol.add_argument(
-        "--sgd-batch-size",
-        type=_positive_int,
-        default=8,
-        help="SGD mini-batch size (default 8)",
-    )
-    protocol.add_argument(
-        "--dropout",
-        type=float,
-        default=0.0,
-        help="dropout of the MLP (CNNs: of the head), for every strategy (default 0, the paper's MLP; "
-        "the Monte-Carlo dropout strategies are skipped without it)",
-    )
-    rate = protocol.add_mutually_exclusive_group()
-    rate.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="learning rate for every dataset (skips the sweep)",
-    )
-    rate.add_argument(
-        "--lr-grid",
-        type=float,
-        nargs="+",
-        default=list(LR_GRID),
-        help="rates of the one-time sweep (default: the paper's)",
-    )
-    protocol.add_argument(
-        "--sweep-sizes",
-        type=_positive_int,
-        nargs="+",
-        default=None,
-        help="labeled-set sizes of the sweep (default: the "
-        "initial set and the final budget)",
-    )
 
-    run = bench.add_argument_group("execution")
-    run.add_argument(
-        "--output-dir",
-        default="skal-bench",
-        help="results directory (default skal-bench)",
-    )
-    run.add_argument(
-        "--n-jobs",
-        type=int,
-        default=-1,
-        help="parallel cells (joblib processes; with --dask local, "
-        "the number of workers); default -1: one per core, each with one torch "
-        "thread (small networks train fastest single-threaded)",
-    )
-    run.add_argument(
-        "--dask",
-        default=None,
-        metavar="SCHEDULER_ADDRESS",
-        help="run on a Dask cluster: a scheduler address or 'local'",
-    )
-    run.add_argument(
-        "--torch-threads",
-        type=_positive_int,
-        default=None,
-        help="torch threads per cell (default: cores / n-jobs in worker processes, "
-        "so 1 with the default --n-jobs); 1 is best on a machine shared with other "
-        "jobs",
-    )
-    run.add_argument(
-        "--resume",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="keep finished cells (default); --no-resume starts over",
-    )
-    run.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="progress bars (default on)",
-    )
+def _shown_default(default):
+    if default is None or isinstance(default, bool):
+        return ""  # the help says what None means; --x/--no-x shows itself
+    if isinstance(default, tuple | list):
+        default = " ".join(map(str, default))
+    return f" (default: {default})"
+
+
+def _bench_protocol(args):
+    """The :class:`BenchmarkProtocol` of parsed ``skal bench`` arguments."""
+    return BenchmarkProtocol(**{f.name: getattr(args, f.name) for f, _ in options()})
 
 
 def _add_report(commands):
@@ -302,37 +131,10 @@ def _parser():
     return parser
 
 
-def _bench(args):
+def _bench(protocol):
     from .experiments import run_benchmark
 
-    strategy_params = {}
-    for name, param, value in args.strategy_params:
-        strategy_params.setdefault(name, {})[param] = value
-    report = run_benchmark(
-        args.datasets,
-        model=args.model,
-        strategies=args.strategies,
-        strategy_params=strategy_params,
-        seeds=args.seeds,
-        n_rounds=args.rounds,
-        batch_size=args.batch_size,
-        max_epochs=args.epochs,
-        sgd_batch_size=args.sgd_batch_size,
-        dropout=args.dropout,
-        lr=args.lr,
-        lr_grid=args.lr_grid,
-        sweep_sizes=args.sweep_sizes,
-        validation_size=args.validation_size,
-        pool_size=args.pool_size,
-        max_features=args.max_features,
-        data_home=args.data_home,
-        output_dir=args.output_dir,
-        n_jobs=args.n_jobs,
-        dask=args.dask,
-        torch_threads=args.torch_threads,
-        resume=args.resume,
-        progress=args.progress,
-    )
+    report = run_benchmark(protocol=protocol)
     return 1 if report.failures else 0
 
 
@@ -376,16 +178,20 @@ def _one_line_errors(command, run, args):
 
     Anything else (a bug) keeps its traceback.
     """
-    import sys
-
     try:
         return run(args)
     except KeyboardInterrupt:
         return 130
     except (OSError, ValueError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"skal {command}: error: {message}", file=sys.stderr)
-        return 1
+        return _print_error(command, exc)
+
+
+def _print_error(command, exc):
+    import sys
+
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"skal {command}: error: {message}", file=sys.stderr)
+    return 1
 
 
 def main(argv=None):
@@ -395,7 +201,13 @@ def main(argv=None):
         return _one_line_errors("demo", _demo, args)
     elif args.command == "bench":
         try:
-            return _bench(args)
+            protocol = _bench_protocol(args)
+        except (ValueError, TypeError) as exc:  # a bad value or strategy parameter
+            return _print_error("bench", exc)
+        # An error while running keeps its traceback (it may be a bug, and a
+        # long run's log needs it).
+        try:
+            return _bench(protocol)
         except KeyboardInterrupt:
             return 130
     elif args.command == "report":

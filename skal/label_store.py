@@ -28,7 +28,11 @@ What is stored
   and the learner's parameters needed to resume (``batch_size``, ``n_rounds``,
   ``random_state``, the strategy and estimator as class name plus parameters
   where they are skal or scikit-learn objects; never pickled code, never the
-  oracle).
+  oracle);
+- when a stopping criterion fires (``ActiveLearner(stopping=...)``), the stop:
+  which criterion, at which round, with how many labels (:func:`read_stop`).
+  :meth:`ActiveLearner.resume <skal.ActiveLearner.resume>` then asks no more;
+  :func:`clear_stop` lets the session continue.
 
 Fingerprints hash values, not their representation: float32 and float64 copies of
 a pool, a DataFrame and its array, and a dense array and its CSR matrix all have
@@ -36,9 +40,10 @@ the same fingerprint (the hash covers the non-zero positions and values as
 float64, row by row).
 
 The store is a small interface (:class:`LabelStore`); :class:`SQLiteLabelStore`
-implements it with the standard library's ``sqlite3``. Labels given in ``y`` when
-calling ``fit`` and samples added with ``teach`` are not stored: they are the
-caller's own data.
+implements it with the standard library's ``sqlite3``. Stores that also have
+``read_metadata``/``write_metadata`` (the SQLite store does) can record a stop.
+Labels given in ``y`` when calling ``fit`` and samples added with ``teach`` are
+not stored: they are the caller's own data.
 
 Examples
 --------
@@ -57,6 +62,7 @@ Examples
 >>> ActiveLearner.resume(X / 16, None, "labels.db", oracle=ask)  # doctest: +SKIP
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -116,6 +122,10 @@ class LabelStore(Protocol):
     ``add`` must be atomic and durable: when it returns, every record in the call
     is stored; when it raises (or the process dies), none is. Indices are unique:
     adding a label for an index already stored must raise ``ValueError``.
+
+    Optional: ``read_metadata() -> dict`` and ``write_metadata(key, value)``
+    (a JSON value; ``None`` removes the key), needed to record a stopping
+    criterion's stop (see :class:`SQLiteLabelStore`).
     """
 
     def read_session(self):
@@ -195,6 +205,12 @@ class SQLiteLabelStore:
                     " label TEXT NOT NULL,"
                     " row_fingerprint TEXT NOT NULL,"
                     " received_at REAL NOT NULL)"
+                )
+                # Added after version 1 without changing it: older files gain
+                # the (empty) table when opened; older skal ignores it.
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS metadata "
+                    "(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
                 )
         except sqlite3.DatabaseError as exc:
             raise ValueError(
@@ -281,6 +297,34 @@ class SQLiteLabelStore:
             for index, label, round_, fingerprint, received_at in rows
         ]
 
+    def read_metadata(self):
+        """Session metadata written by :meth:`write_metadata` (e.g. a stop).
+
+        Returns
+        -------
+        metadata : dict
+        """
+        rows = self._db().execute("SELECT key, value FROM metadata")
+        return {key: json.loads(value) for key, value in rows}
+
+    def write_metadata(self, key, value):
+        """Set (or, with ``value=None``, remove) one metadata entry, committed.
+
+        Parameters
+        ----------
+        key : str
+        value : JSON-serializable or None
+        """
+        db = self._db()
+        with db:
+            if value is None:
+                db.execute("DELETE FROM metadata WHERE key = ?", (key,))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO metadata (key, value) VALUES (?, ?)",
+                    (key, json.dumps(value)),
+                )
+
     def __len__(self):
         return self._db().execute("SELECT COUNT(*) FROM labels").fetchone()[0]
 
@@ -310,6 +354,77 @@ def as_label_store(store):
         f"label_store must be a path or a LabelStore (read_session, write_session, "
         f"add, records, close), got {type(store).__name__}."
     )
+
+
+# --- stops -------------------------------------------------------------------------
+_STOP_KEY = "stop"
+
+
+@contextlib.contextmanager
+def _opened(label_store):
+    """The store of ``label_store``, closed afterwards if opened from a path."""
+    store = as_label_store(label_store)
+    try:
+        yield store
+    finally:
+        if isinstance(label_store, (str, os.PathLike)):
+            store.close()
+
+
+def supports_stop(store):
+    """Whether ``store`` can record a stop (has ``read/write_metadata``)."""
+    return callable(getattr(store, "read_metadata", None)) and callable(
+        getattr(store, "write_metadata", None)
+    )
+
+
+def read_stop(label_store):
+    """The stop a stopping criterion wrote to the store, or None.
+
+    Parameters
+    ----------
+    label_store : LabelStore, str or path-like
+
+    Returns
+    -------
+    stop : dict or None
+        ``{"reason": criterion name, "round": int, "n_labeled": int,
+        "statistic": float, "stopped_at": unix time}``.
+    """
+    with _opened(label_store) as store:
+        if not supports_stop(store):
+            return None
+        return store.read_metadata().get(_STOP_KEY)
+
+
+def write_stop(label_store, stop):
+    """Record a stop (a JSON-serializable dict, see :func:`read_stop`).
+
+    Parameters
+    ----------
+    label_store : LabelStore, str or path-like
+    stop : dict
+    """
+    with _opened(label_store) as store:
+        if not supports_stop(store):
+            raise TypeError(
+                f"{store!r} cannot record a stop: a stopping criterion in a "
+                f"labeling session needs a label store with read_metadata and "
+                f"write_metadata (SQLiteLabelStore has them)."
+            )
+        store.write_metadata(_STOP_KEY, {**stop, "stopped_at": time.time()})
+
+
+def clear_stop(label_store):
+    """Remove a recorded stop, so that ``resume`` continues the session.
+
+    Parameters
+    ----------
+    label_store : LabelStore, str or path-like
+    """
+    with _opened(label_store) as store:
+        if supports_stop(store):
+            store.write_metadata(_STOP_KEY, None)
 
 
 # --- fingerprints ------------------------------------------------------------------
@@ -479,6 +594,16 @@ class LabelingSession:
                 f"{fingerprint}, stored {stored['fingerprint']}). Resume with the "
                 f"pool the session was started on."
             )
+
+    def stop(self):
+        """The stop recorded in the store (see :func:`read_stop`), or None."""
+        if not supports_stop(self.store):
+            return None
+        return self.store.read_metadata().get(_STOP_KEY)
+
+    def record_stop(self, stop):
+        """Write a stop to the store (see :func:`write_stop`)."""
+        write_stop(self.store, stop)
 
     def asked_per_round(self):
         """Number of stored answers (declines included) in each round."""

@@ -230,6 +230,7 @@ def _write_atomically(path, members):
 # --- fitted objects: the rows persistence adds to the codec's table ------------------
 def _fitted_kind(obj):
     """How a fitted object is saved: its class decides, never the file."""
+    from .callbacks import Callback
     from .nets import SkalNetClassifier
     from .strategies import QueryStrategy
 
@@ -237,6 +238,8 @@ def _fitted_kind(obj):
         return "skal_net"
     if isinstance(obj, QueryStrategy):
         return "strategy"
+    if isinstance(obj, Callback):  # round callbacks and stopping criteria
+        return "callback"
     if any(in_module(class_path(type(obj)), m) for m in _SKLEARN_ESTIMATORS):
         return "sklearn"
     return None

@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from skal.cli import _parser, main
+from skal.cli import _bench_protocol, _parser, main
+from skal.strategies import available_strategies
 
 
 def test_demo_prints_a_table_and_writes_a_plot(tmp_path, capsys):
@@ -45,36 +46,60 @@ def _bench_args(out, *extra):
     ]  # fmt: skip
 
 
-def test_bench_flags_are_parsed():
-    args = _parser().parse_args(
-        ["bench", "--datasets", "isolet", "pokerhand", "--seeds", "3:5",
-         "--lr", "0.005", "--dask", "local", "--no-resume", "--validation-size",
-         "200"]
+def _protocol(*flags):
+    return _bench_protocol(_parser().parse_args(["bench", *flags]))
+
+
+def test_bench_flags_make_the_protocol():
+    protocol = _protocol(
+        "--datasets", "isolet", "pokerhand", "--seeds", "3:5", "--lr", "0.005",
+        "--dask", "local", "--no-resume", "--validation-size", "200",
     )  # fmt: skip
-    assert args.datasets == ["isolet", "pokerhand"] and args.seeds == [3, 4]
-    assert args.lr == 0.005 and args.dask == "local" and args.resume is False
-    assert args.validation_size == 200 and args.model == "mlp"
-    assert _parser().parse_args(["bench", "--model", "lenet"]).model == "lenet"
-    defaults = _parser().parse_args(["bench"])
-    assert defaults.seeds == [0, 1, 2, 3, 4] and defaults.strategies is None
-    assert (defaults.rounds, defaults.batch_size, defaults.sgd_batch_size) == (
+    assert protocol.datasets == ("isolet", "pokerhand") and protocol.seeds == (3, 4)
+    assert protocol.lr == 0.005 and protocol.dask == "local"
+    assert protocol.resume is False
+    assert protocol.validation_size == 200 and protocol.model is None  # the MLP
+    assert protocol.model_name() == "mlp512-256"
+    assert _protocol("--model", "lenet").model == "lenet"
+    defaults = _protocol()
+    assert defaults.seeds == (0, 1, 2, 3, 4) and defaults.n_jobs == -1
+    assert defaults.strategies == tuple(available_strategies())
+    assert (defaults.n_rounds, defaults.batch_size, defaults.sgd_batch_size) == (
         39, 100, 8,
     )  # fmt: skip
-    assert defaults.lr_grid == [1e-4, 5e-4, 1e-3, 5e-3, 1e-2] and defaults.resume
-    assert _parser().parse_args(["bench", "--seeds", "0,7"]).seeds == [0, 7]
-    params = (
-        _parser()
-        .parse_args(
-            ["bench", "--strategy-params", "npc:max_candidates=100", "albl:x=a"]
-        )
-        .strategy_params
-    )
-    assert params == [("npc", "max_candidates", 100), ("albl", "x", "a")]
+    assert defaults.lr_grid == (1e-4, 5e-4, 1e-3, 5e-3, 1e-2) and defaults.resume
+    assert _protocol("--seeds", "0,7").seeds == (0, 7)
+    assert _protocol("--seeds", "2").seeds == (0, 1)
+    assert _protocol("--validation-size", "0.25").validation_size == 0.25
+    params = _protocol(
+        "--strategy-params", "npc:max_candidates=100", "albl:random_state=3"
+    ).strategy_params
+    assert params == {"albl": {"random_state": 3}, "npc": {"max_candidates": 100}}
     for bad in (["--lr", "0.1", "--lr-grid", "0.1"], ["--seeds", "x"],
-                ["--datasets", "cifar100"], ["--model", "vgg19"],
-                ["--strategy-params", "npc"]):  # fmt: skip
+                ["--seeds", "3:3"], ["--datasets", "cifar100"],
+                ["--model", "vgg19"], ["--strategy-params", "npc"]):  # fmt: skip
         with pytest.raises(SystemExit):
             _parser().parse_args(["bench", *bad])
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+        (["--rounds", "-2"], "--rounds"),
+        (["--seeds", "0"], "seeds must be"),
+        (["--dropout", "1"], "dropout must be a probability in [0, 1)"),
+        (["--strategy-params", "margin:nope=1"], "Give only parameters of margin"),
+        (["--strategy-params", "npc:max_candidates=0"], "max_candidates"),
+    ],
+)
+def test_bench_bad_values_are_one_line_errors(flags, message, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["bench", "--output-dir", str(out), *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skal bench: error:") and err.count("\n") == 1
+    assert message in err and "Traceback" not in err
+    assert not out.exists()  # refused before anything ran
 
 
 def test_bench_end_to_end_then_resume_and_report(tmp_path, capsys):

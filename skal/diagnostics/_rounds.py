@@ -2,7 +2,11 @@
 
 Each figure takes a sequence of :class:`RoundRecord` (one per round: the model
 trained that round, the rows it was trained on, the rows it chose next) and the
-data the indices refer to:
+data the indices refer to. A fitted :class:`skal.callbacks.RoundRecorder` (from
+``ActiveLearner(callbacks=[RoundRecorder(...)])``, then ``learner.callbacks_``)
+can be passed instead of the sequence: its recorded probabilities and features
+are used when they were recorded on the ``X`` given to the figure (checked by
+fingerprint), so no model needs to be kept or run again.
 
 - :func:`plot_feature_embeddings`: t-SNE of the penultimate features (Fig. 6);
 - :func:`plot_confidence_histograms`: max-probability of labeled and unlabeled
@@ -11,17 +15,20 @@ data the indices refer to:
 - :func:`plot_class_balance`: the class counts of the labeled set.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from sklearn.exceptions import NotFittedError
 from sklearn.manifold import TSNE
 from sklearn.metrics import confusion_matrix
 from sklearn.utils import check_random_state
 
 from .. import embeddings
 from .._validation import check_fitted_estimator, check_pool
+from ..callbacks import RoundRecord, RoundRecorder
+from ..label_store import pool_fingerprint
 from ._common import (
     LABELED_COLOR,
     POOL_COLOR,
@@ -33,42 +40,66 @@ from ._common import (
 )
 
 
-@dataclass(frozen=True, eq=False)
-class RoundRecord:
-    """One active-learning round, as the round figures read it.
+def _records(rounds, X=None, need=()):
+    """Records from a sequence of RoundRecord or a fitted RoundRecorder.
 
-    Attributes
-    ----------
-    round : int
-        Round number (0 = the model trained on the initial labeled set).
-    estimator : fitted classifier
-        The model trained this round. Each record needs its own fitted object
-        (e.g. a clone per round, as :class:`skal.ActiveLearner` trains): a model
-        refitted in place would show the last round in every panel.
-    labeled : ndarray of int
-        Rows of ``X`` the model was trained on.
-    queried : ndarray of int, default=empty
-        Rows of ``X`` the strategy chose with this model (labeled next round).
+    ``need`` names the arrays a figure reads on ``X`` (``"proba"``,
+    ``"features"``); a record without them must hold a fitted estimator.
+    Arrays a recorder recorded on rows other than ``X`` are ignored.
     """
-
-    round: int
-    estimator: object
-    labeled: np.ndarray
-    queried: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-
-
-def _check_rounds(rounds, n_samples):
+    if isinstance(rounds, RoundRecorder):
+        rounds = _recorder_records(rounds, X, need)
     rounds = list(rounds)
     if not rounds or not all(isinstance(r, RoundRecord) for r in rounds):
         raise TypeError(
             "rounds must be a non-empty sequence of RoundRecord(round, estimator, "
-            "labeled, queried)."
+            "labeled, queried) or a fitted skal.callbacks.RoundRecorder."
         )
-    checked = []
     for record in rounds:
-        check_fitted_estimator(
-            record.estimator, name=f"estimator of round {record.round}"
+        arrays = [getattr(record, name) for name in need]
+        if any(a is None for a in arrays):
+            if record.estimator is None:
+                raise ValueError(
+                    f"Round {record.round} holds no model and no recorded "
+                    f"{' or '.join(need)} on these rows: record them "
+                    f"(RoundRecorder(X=..., {need[0]}=True)) or keep the models "
+                    f"(RoundRecorder(keep_estimators=True))."
+                )
+            check_fitted_estimator(
+                record.estimator, name=f"estimator of round {record.round}"
+            )
+        elif X is not None and any(a.shape[0] != X.shape[0] for a in arrays):
+            raise ValueError(
+                f"Round {record.round} has {' and '.join(need)} for "
+                f"{arrays[0].shape[0]} rows, but X has {X.shape[0]} rows; they "
+                f"must be recorded on this X."
+            )
+    return rounds
+
+
+def _recorder_records(recorder, X, need):
+    if not hasattr(recorder, "rounds_"):
+        raise NotFittedError(
+            "This RoundRecorder has recorded nothing: give it to "
+            "ActiveLearner(callbacks=[...]) and pass learner.callbacks_[i] (the "
+            "fitted clone) after fit."
         )
+    records = recorder.records_
+    if X is None:  # the figure reads rows of the fitted pool
+        recorded_here = recorder.X is None
+    else:
+        recorded_here = (
+            recorder.fingerprint_ is not None
+            and pool_fingerprint(X) == recorder.fingerprint_
+        )
+    if need and not recorded_here:
+        records = [replace(r, proba=None, features=None, classes=None) for r in records]
+    return records
+
+
+def _check_rounds(rounds, n_samples, X=None, need=()):
+    checked = []
+    for record in _records(rounds, X, need):
         labeled = check_indices(
             record.labeled, n_samples, f"round {record.round} labeled"
         )
@@ -80,7 +111,7 @@ def _check_rounds(rounds, n_samples):
                 f"Round {record.round} queried rows that were already labeled; "
                 f"queried must be rows chosen from the unlabeled pool."
             )
-        checked.append(RoundRecord(record.round, record.estimator, labeled, queried))
+        checked.append(replace(record, labeled=labeled, queried=queried))
     return checked
 
 
@@ -109,8 +140,9 @@ def plot_feature_embeddings(
 
     Parameters
     ----------
-    rounds : sequence of RoundRecord
-        One panel each; indices refer to rows of ``X``.
+    rounds : sequence of RoundRecord, or RoundRecorder
+        One panel each; indices refer to rows of ``X``. Recorded features on
+        ``X`` are used instead of the estimator.
     X : array-like or sparse matrix of shape (n_samples, ...)
         Labeled and unlabeled rows together.
     y : array-like of shape (n_samples,), default=None
@@ -135,7 +167,7 @@ def plot_feature_embeddings(
     """
     X = check_pool(X, name="X")
     n = X.shape[0]
-    rounds = _check_rounds(rounds, n)
+    rounds = _check_rounds(rounds, n, X, need=("features",))
     y = None if y is None else _check_y(y, n)
     classes = None if y is None else np.unique(y)
     rng = check_random_state(random_state)
@@ -148,9 +180,12 @@ def plot_feature_embeddings(
             else rng.choice(n, max_points, replace=False)
         )
         rows = np.union1d(sample, record.queried)
-        features = embeddings.forward_pass(
-            record.estimator, X[rows], chunk_size=chunk_size
-        ).features
+        if record.features is not None:
+            features = record.features[rows]
+        else:
+            features = embeddings.forward_pass(
+                record.estimator, X[rows], chunk_size=chunk_size
+            ).features
         xy = TSNE(
             n_components=2,
             perplexity=min(perplexity, (len(rows) - 1) / 3),
@@ -257,16 +292,19 @@ def _status_legend(fig, ax, classes):
 
 # ------------------------------------------------- confidence (Fig. 7)
 def plot_confidence_histograms(
-    rounds, X, *, bins=20, normalize=True, log=False, chunk_size=None
+    rounds, X=None, *, bins=20, normalize=True, log=False, chunk_size=None
 ):
     """Max-probability of labeled and unlabeled rows per round (paper 002, Fig. 7).
 
     Parameters
     ----------
-    rounds : sequence of RoundRecord
+    rounds : sequence of RoundRecord, or RoundRecorder
         One panel each; ``labeled`` rows of ``X`` form the labeled group, every
-        other row the unlabeled one.
-    X : array-like or sparse matrix of shape (n_samples, ...)
+        other row the unlabeled one. Recorded probabilities on ``X`` are used
+        instead of the estimator.
+    X : array-like or sparse matrix of shape (n_samples, ...), default=None
+        May be omitted when every round holds probabilities on the rows its
+        indices refer to (``RoundRecorder(proba=True)`` on the fitted pool).
     bins : int, default=20
         Equal-width bins from ``1 / n_classes`` (the least possible maximum) to 1.
     normalize : bool, default=True
@@ -286,12 +324,24 @@ def plot_confidence_histograms(
     LPLgrad: Optimizing Active Learning Through Gradient Norm Sample Selection and
     Auxiliary Model Training (paper 002), Figure 7.
     """
-    X = check_pool(X, name="X")
-    n = X.shape[0]
-    rounds = _check_rounds(rounds, n)
+    if X is None:
+        rounds = _records(rounds, need=("proba",))
+        if any(r.proba is None for r in rounds):
+            raise ValueError(
+                "X is needed: a round holds no recorded probabilities (record them "
+                "with RoundRecorder(proba=True), or pass the X the indices refer "
+                "to)."
+            )
+        n = rounds[0].proba.shape[0]
+    else:
+        X = check_pool(X, name="X")
+        n = X.shape[0]
+    rounds = _check_rounds(rounds, n, X, need=("proba",))
     fig, axes = panel_grid(len(rounds), width=3.8, height=3.2)
     for ax, record in zip(axes, rounds):
-        proba = embeddings.predict_proba(record.estimator, X, chunk_size=chunk_size)
+        proba = record.proba
+        if proba is None:
+            proba = embeddings.predict_proba(record.estimator, X, chunk_size=chunk_size)
         confidence = proba.max(axis=1)
         edges = np.linspace(1.0 / proba.shape[1], 1.0, bins + 1)
         is_labeled = np.zeros(n, dtype=bool)
@@ -335,8 +385,9 @@ def plot_per_class_accuracy(rounds, X_test, y_test, *, class_names=None):
 
     Parameters
     ----------
-    rounds : sequence of RoundRecord
-        Only ``round`` and ``estimator`` are read.
+    rounds : sequence of RoundRecord, or RoundRecorder
+        Only ``round`` and ``estimator`` (or probabilities recorded on
+        ``X_test``, e.g. by ``RoundRecorder(X=X_test, proba=True)``) are read.
     X_test : array-like or sparse matrix of shape (n_test, ...)
     y_test : array-like of shape (n_test,)
     class_names : sequence of str, default=None
@@ -353,11 +404,14 @@ def plot_per_class_accuracy(rounds, X_test, y_test, *, class_names=None):
     """
     X_test = check_pool(X_test, name="X_test")
     y_test = _check_y(y_test, X_test.shape[0])
-    rounds = _records(rounds)
+    rounds = _records(rounds, X_test, need=("proba",))
     classes = np.unique(y_test)
     table, overall = [], []
     for record in rounds:
-        predicted = record.estimator.predict(X_test)
+        if record.proba is not None:
+            predicted = _labels_of(record)
+        else:
+            predicted = record.estimator.predict(X_test)
         matrix = confusion_matrix(y_test, predicted, labels=classes)
         table.append(np.diag(matrix) / matrix.sum(axis=1))
         overall.append(np.mean(predicted == y_test))
@@ -384,7 +438,7 @@ def plot_class_balance(rounds, y, *, classes=None, class_names=None):
 
     Parameters
     ----------
-    rounds : sequence of RoundRecord
+    rounds : sequence of RoundRecord, or RoundRecorder
         ``labeled`` indices refer to ``y``.
     y : array-like of shape (n_samples,)
         True classes of every row (labeled and unlabeled).
@@ -426,15 +480,14 @@ def _ratio(counts):
     return "inf" if smallest == 0 else f"{counts.max() / smallest:.1f}"
 
 
-def _records(rounds):
-    rounds = list(rounds)
-    if not rounds or not all(isinstance(r, RoundRecord) for r in rounds):
-        raise TypeError("rounds must be a non-empty sequence of RoundRecord.")
-    for record in rounds:
-        check_fitted_estimator(
-            record.estimator, name=f"estimator of round {record.round}"
+def _labels_of(record):
+    """Predicted labels from recorded probabilities (argmax, as ``predict``)."""
+    if record.classes is None:
+        raise ValueError(
+            f"Round {record.round} has probabilities but no classes: give "
+            f"RoundRecord(..., classes=model.classes_)."
         )
-    return rounds
+    return np.asarray(record.classes)[np.argmax(record.proba, axis=1)]
 
 
 def _check_y(y, n):

@@ -2,8 +2,9 @@
 
 :func:`run_benchmark` (``skal bench``) runs every (dataset, strategy, seed) cell
 with the protocol of paper 001, section 4.3, resumably and in parallel (joblib or
-Dask); :func:`write_report` (``skal report``) aggregates and plots a results
-directory with the functions below.
+Dask); :class:`BenchmarkProtocol` holds its parameters. :func:`write_report`
+(``skal report``) aggregates and plots a results directory with the functions
+below.
 
 Results are tidy tables with one row per (dataset, model, strategy, seed, round)
 and the columns ``dataset, model, strategy, seed, round, n_labeled, accuracy``
@@ -17,20 +18,16 @@ from ._aggregate import (
     summarize,
     win_scores,
 )
-from ._benchmark import (
-    LR_GRID,
-    find_collapses,
-    load_results,
-    run_benchmark,
-    sweep_learning_rate,
-    write_report,
-)
+from ._benchmark import run_benchmark
 from ._plots import (
     plot_aulc_ranking,
     plot_learning_curves,
     plot_penalty_matrix,
     timing_table,
 )
+from ._protocol import BenchmarkProtocol
+from ._report import find_collapses, write_report
+from ._results import load_results
 from ._runner import ParallelBackend, TaskFailure, run_cell, run_comparison
 from ._setup import (
     available_datasets,
@@ -40,9 +37,11 @@ from ._setup import (
     make_model,
     split_pool,
 )
+from ._sweep import LR_GRID, sweep_learning_rate
 
 __all__ = [
     "LR_GRID",
+    "BenchmarkProtocol",
     "ParallelBackend",
     "TaskFailure",
     "area_under_learning_curve",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import (
     _check_feature_names,
@@ -24,10 +25,12 @@ from .._validation import (
     take_rows,
 )
 from ..label_store import LabelingSession, LabelStore, stored_learner_params
+from ..stopping import StoppingCriterion, check_stopping
 from ..strategies import QueryStrategy, get_strategy
+from ._callbacks import _unlabeled_rows, check_callbacks
 from ._labels import _concat_labels, _LabelHandling
 from ._pool import _FittedPool, _stack
-from ._rounds import HISTORY_COLUMNS, _RoundLoop
+from ._rounds import _RoundLoop
 from ._training import _Training, _wants_float32
 
 # Private attributes that `query` and `teach` need after `fit` (see `_get_state`).
@@ -84,6 +87,17 @@ class ActiveLearner(
     n_initial : int, default=None
         Size of the random initial labeled set; ``None`` means ``batch_size`` (the
         protocol of paper 001).
+    initial_strategy : str, QueryStrategy or None, default=None
+        How the initial set is chosen when no label is given (a simulation, or
+        an oracle session starting from nothing). ``None`` and ``"random"``
+        draw ``n_initial`` rows uniformly from ``random_state`` (the same rows
+        as before this parameter existed). A model-free strategy picks them
+        instead: ``"typiclust"``, ``"probcover"`` or ``"kcenter"`` (their
+        names mean ``space="input"``), or an instance whose
+        ``needs_estimator`` is False (e.g. ``TypiClust(space=embed)``); a
+        strategy that needs a model is refused. With no label and no oracle,
+        ``fit`` trains nothing and :meth:`query` proposes the first rows with
+        it (``None`` raises there: nothing to train on).
     batch_size : int, default=10
         Points queried per round.
     n_rounds : int, default=10
@@ -119,6 +133,19 @@ class ActiveLearner(
         ``missing_label=None`` if ``-1`` is a class), when ``classes`` contains
         ``missing_label``, when string labels contain ``str(missing_label)``, or
         when ``y`` holds NaN/None while ``missing_label`` is not ``None``/NaN.
+    callbacks : list of skal.callbacks.Callback, default=None
+        Notified when ``fit`` begins and ends and when each round begins and
+        ends (see :mod:`skal.callbacks`, which also says which hooks fire in
+        ``query``/``teach``). Each ``fit`` works on clones, kept in
+        ``callbacks_``; :class:`skal.callbacks.RoundRecorder` keeps what
+        :mod:`skal.diagnostics` draws.
+    stopping : skal.stopping criterion or list of them, default=None
+        Checked after every round; the learner stops querying at the first that
+        fires (``stop_reason_``), even before ``n_rounds``. Each criterion's
+        statistic is a column of ``history_``; in a labeling session the stop is
+        written to the ``label_store`` and :meth:`resume` asks no more. A single
+        criterion's parameters are searchable as ``stopping__<param>``; a list
+        is searched as whole lists (see :mod:`skal.stopping`).
     warm_start : bool, default=False
         When true, each round continues training the previous round's model
         instead of a fresh clone (Algorithm 1 of papers 002 and 003): skorch and
@@ -156,7 +183,22 @@ class ActiveLearner(
         One row per trained model: ``round`` (0 is the initial set), ``n_labeled``,
         ``queried`` (rows added in that round), ``acquisition_seconds``,
         ``training_seconds`` and ``eval_score`` (accuracy on ``eval_set``, NaN
-        without one).
+        without one), then one column per stopping criterion (its ``name``,
+        numbered when repeated) with its statistic.
+    initial_strategy_ : QueryStrategy or None
+        The fitted initial strategy; None when the initial set was drawn at
+        random or given.
+    callbacks_ : list of Callback
+        The callbacks of the last ``fit`` (clones of ``callbacks``), with what
+        they recorded.
+    stopping_ : list of StoppingCriterion
+        The fitted criteria (clones of ``stopping``), each with its
+        ``history_``.
+    stop_reason_ : str or None
+        History column of the criterion that stopped the learner, None if none
+        did (or the one recorded in the label store by an earlier run).
+    stop_round_ : int or None
+        The round after which it stopped.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Column names of a DataFrame ``X`` (only then); later DataFrames must have
@@ -192,6 +234,7 @@ class ActiveLearner(
         # lists the registered names.
         "strategy": [QueryStrategy, str],
         "n_initial": [Interval(Integral, 1, None, closed="left"), None],
+        "initial_strategy": [QueryStrategy, str, None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "n_rounds": [Interval(Integral, 0, None, closed="left")],
         "subsample": [Interval(Integral, 1, None, closed="left"), None],
@@ -201,6 +244,8 @@ class ActiveLearner(
         "classes": ["array-like", None],
         # bool is refused in _check_params (it is an Integral).
         "missing_label": [Integral, Real, str, None],
+        "callbacks": [list, None],
+        "stopping": [StoppingCriterion, list, None],
         "warm_start": ["boolean"],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -213,6 +258,7 @@ class ActiveLearner(
         strategy="entropy",
         *,
         n_initial=None,
+        initial_strategy=None,
         batch_size=10,
         n_rounds=10,
         subsample=None,
@@ -221,6 +267,8 @@ class ActiveLearner(
         label_store=None,
         classes=None,
         missing_label=UNLABELED,
+        callbacks=None,
+        stopping=None,
         warm_start=False,
         n_threads=None,
         random_state=None,
@@ -229,6 +277,7 @@ class ActiveLearner(
         self.estimator = estimator
         self.strategy = strategy
         self.n_initial = n_initial
+        self.initial_strategy = initial_strategy
         self.batch_size = batch_size
         self.n_rounds = n_rounds
         self.subsample = subsample
@@ -237,6 +286,8 @@ class ActiveLearner(
         self.label_store = label_store
         self.classes = classes
         self.missing_label = missing_label
+        self.callbacks = callbacks
+        self.stopping = stopping
         self.warm_start = warm_start
         self.n_threads = n_threads
         self.random_state = random_state
@@ -247,28 +298,47 @@ class ActiveLearner(
 
         A strategy given by name becomes that strategy's instance (with the
         given parameters), so that ``GridSearchCV`` can search strategy names
-        together with their parameters.
+        together with their parameters; likewise ``initial_strategy__<param>``.
+        ``stopping__<param>`` sets a parameter of a single criterion (a list of
+        criteria is replaced whole: ``set_params(stopping=[...])``).
 
         Returns
         -------
         self : object
         """
-        prefix = "strategy__"
         nested = {
-            key[len(prefix) :]: params.pop(key)
-            for key in list(params)
-            if key.startswith(prefix)
+            name: _pop_prefixed(params, f"{name}__")
+            for name in ("strategy", "initial_strategy", "stopping")
         }
+        if nested["stopping"] and isinstance(
+            params.get("stopping", self.stopping), (list, tuple)
+        ):
+            raise ValueError(
+                f"stopping__ parameters ({sorted(nested['stopping'])}) need a single "
+                f"criterion, but stopping is a list, whose members these names "
+                f"cannot tell apart. Search over whole lists instead, e.g. "
+                f"{{'stopping': [[StabilizingPredictions(threshold=0.95), "
+                f"LabelBudget(200)], [StabilizingPredictions(threshold=0.99), "
+                f"LabelBudget(200)]]}}."
+            )
         super().set_params(**params)
-        if nested:
-            if isinstance(self.strategy, str):
-                self.strategy = get_strategy(self.strategy)
-            if not isinstance(self.strategy, QueryStrategy):
-                raise TypeError(
-                    f"strategy__ parameters need a strategy (an instance or a "
-                    f"registered name), got strategy={self.strategy!r}."
+        if nested["stopping"]:
+            if not isinstance(self.stopping, StoppingCriterion):
+                raise ValueError(
+                    f"stopping__ parameters ({sorted(nested['stopping'])}) need a "
+                    f"stopping criterion, got stopping={self.stopping!r}."
                 )
-            self.strategy.set_params(**nested)
+            super().set_params(
+                **{f"stopping__{k}": v for k, v in nested["stopping"].items()}
+            )
+        if nested["strategy"]:
+            self.strategy = _named_to_instance(self.strategy, "strategy")
+            self.strategy.set_params(**nested["strategy"])
+        if nested["initial_strategy"]:
+            self.initial_strategy = _named_to_instance(
+                self.initial_strategy, "initial_strategy"
+            )
+            self.initial_strategy.set_params(**nested["initial_strategy"])
         return self
 
     # --- fit: the loop -----------------------------------------------------------
@@ -360,6 +430,9 @@ class ActiveLearner(
         positions), its labeled rows (``labeled_indices_``) and the rows an oracle
         declined are never proposed; any other pool is scored whole. The proposed
         rows are remembered, so that :meth:`teach` can record them as labeled.
+        Before any label (``fit`` without labels, with ``initial_strategy``),
+        the initial strategy proposes the rows. After a stopping criterion
+        fired (``stop_reason_``), rows are still proposed, with a warning.
 
         Parameters
         ----------
@@ -386,9 +459,23 @@ class ActiveLearner(
                         f"left in the fitted pool ({len(excluded)} of its "
                         f"{X_pool.shape[0]} rows are labeled or declined)."
                     )
-            picks = np.asarray(self._pick(X_pool, n, candidates), dtype=np.int64)
+            if getattr(self, "stop_reason_", None) is not None:
+                warnings.warn(
+                    f"{self._stopped_message()} query proposes rows anyway.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            if self.estimator_ is None:  # nothing labeled yet: the initial set
+                strategy = self.initial_strategy_
+                picks = strategy.query(X_pool, n, candidates=candidates)
+            else:
+                picks = self._pick(X_pool, n, candidates)
+            picks = np.asarray(picks, dtype=np.int64)
             if fitted_pool:
                 self._remember_proposed(X_pool, picks)
+                # For the stopping criteria and recorders of the next teach,
+                # which evaluate the pool (never saved with the learner).
+                self._query_pool = X_pool
             return picks
 
     def teach(self, X_new, y_new):
@@ -398,6 +485,12 @@ class ActiveLearner(
         recorded in ``labeled_indices_`` (matched by their values), so they are
         never proposed again; other rows are new data. The model is retrained
         from scratch, or trained further with ``warm_start=True``.
+
+        Each ``teach`` is a round: the callbacks' ``on_round_begin`` and
+        ``on_round_end`` fire (the recorded rows are the queried ones) and the
+        stopping criteria are checked; a stop sets ``stop_reason_`` and is
+        written to the ``label_store``. Criteria and recorders that read the
+        pool use the one last given to :meth:`query` in this process.
 
         Parameters
         ----------
@@ -426,27 +519,62 @@ class ActiveLearner(
             self._check_targets(y_new)
             _, y_new = self._keep_answered(np.arange(len(y_new)), y_new)
             pool_rows = self._match_proposed(X_new)
+            learned = pool_rows[pool_rows >= 0]
+            round_ = (
+                int(self.history_["round"].iloc[-1]) + 1 if len(self.history_) else 0
+            )
+            self._notify(
+                "on_round_begin",
+                round_=round_,
+                labeled_indices=self.labeled_indices_.copy(),
+            )
             self._labeled_X = _stack(self._labeled_X, X_new)
             self._labeled_y = _concat_labels(self._labeled_y, y_new)
             self._pool_rows = np.concatenate([self._pool_rows, pool_rows])
-            learned = pool_rows[pool_rows >= 0]
             self.labeled_indices_ = np.concatenate([self.labeled_indices_, learned])
+            # The strategy that proposed these rows: the initial one before the
+            # first model.
+            if self.estimator_ is None:
+                chooser = getattr(self, "initial_strategy_", None)
+            else:
+                chooser = self.strategy_
             seconds = self._train(self._labeled_X, self._labeled_y, self.estimator_)
+            pool = getattr(self, "_query_pool", None)
+            statistics = self._end_round(
+                round_=round_,
+                labeled_indices=self.labeled_indices_.copy(),
+                labels=self._labeled_y[self._pool_rows >= 0],
+                queried_indices=learned,
+                estimator=self.estimator_,
+                strategy=chooser,
+                X=pool,
+                unlabeled_indices=None
+                if pool is None
+                else _unlabeled_rows(
+                    pool.shape[0], self.labeled_indices_, self._pool["declined"]
+                ),
+                eval_score=np.nan,
+            )
             self.strategy_.fit(
                 self._labeled_X, self._labeled_y, estimator=self.estimator_
             )
-            row = (
-                int(self.history_["round"].iloc[-1]) + 1,
-                len(self._labeled_y),
-                learned,
-                0.0,
-                seconds,
-                np.nan,
+            row = {
+                "round": round_,
+                "n_labeled": len(self._labeled_y),
+                "queried": learned,
+                "acquisition_seconds": 0.0,
+                "training_seconds": seconds,
+                "eval_score": np.nan,
+                **statistics,
+            }
+            new_row = pd.DataFrame([row], columns=self._history_columns())
+            self.history_ = (
+                pd.concat([self.history_, new_row], ignore_index=True)
+                if len(self.history_)
+                else new_row
             )
-            self.history_ = pd.concat(
-                [self.history_, pd.DataFrame([row], columns=HISTORY_COLUMNS)],
-                ignore_index=True,
-            )
+            if getattr(self, "stop_reason_", None) is None:
+                self._stop_if_fired(round_, len(self._labeled_y))
             return self
 
     def predict_proba(self, X):
@@ -462,7 +590,7 @@ class ActiveLearner(
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        check_is_fitted(self)
+        self._check_model()
         with self._torch_threads():
             X = self._validate_X(X)
             proba = self.estimator_.predict_proba(X)
@@ -484,7 +612,7 @@ class ActiveLearner(
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        check_is_fitted(self)
+        self._check_model()
         with self._torch_threads():
             X = self._validate_X(X)
             return self.estimator_.predict(X)
@@ -571,6 +699,16 @@ class ActiveLearner(
         return self
 
     # --- helpers -----------------------------------------------------------------
+    def _check_model(self):
+        """Fitted, and a model exists (``fit`` without labels trains none)."""
+        check_is_fitted(self)
+        if self.estimator_ is None:
+            raise NotFittedError(
+                f"This {type(self).__name__} has no model yet: fit got no label "
+                f"(initial_strategy={self.initial_strategy!r}). Label the rows "
+                f"query proposes and pass them to teach first."
+            )
+
     def _validate_X(self, X, *, reset=False):
         """Finite values, sparse kept CSR, N-D images allowed, feature count."""
         _check_feature_names(self, X, reset=reset)
@@ -600,6 +738,9 @@ class ActiveLearner(
         """Checks beyond ``_parameter_constraints``: types sklearn cannot express
         and parameters that depend on each other."""
         self._validate_params()
+        check_callbacks(self.callbacks)
+        check_stopping(self.stopping)
+        self._initial_strategy_instance()  # refuses strategies that need a model
         if isinstance(self.missing_label, bool):
             raise TypeError(
                 f"missing_label must be an int, a float (NaN), a string or None, got "
@@ -619,6 +760,39 @@ class ActiveLearner(
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _pop_prefixed(params, prefix):
+    """Remove and return the ``prefix``-ed entries of ``params`` (prefix cut)."""
+    return {
+        key[len(prefix) :]: params.pop(key)
+        for key in list(params)
+        if key.startswith(prefix)
+    }
+
+
+def _named_to_instance(value, name):
+    """A strategy given by name as an instance, so its parameters can be set.
+
+    An initial strategy's name means the model-free variant (``space="input"``),
+    as in ``fit``.
+    """
+    if isinstance(value, str):
+        if name == "initial_strategy" and value == "random":
+            raise ValueError(
+                "initial_strategy__ parameters need a strategy, but "
+                "initial_strategy='random' is the learner's own uniform draw; use "
+                "initial_strategy=RandomSampling(...) to set its parameters."
+            )
+        value = get_strategy(value)
+        if name == "initial_strategy" and "space" in value.get_params(deep=False):
+            value.set_params(space="input")
+    if not isinstance(value, QueryStrategy):
+        raise TypeError(
+            f"{name}__ parameters need a strategy (an instance or a registered "
+            f"name), got {name}={value!r}."
+        )
+    return value
 
 
 def _brief(exc, limit=300):

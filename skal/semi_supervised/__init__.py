@@ -10,6 +10,8 @@ the unlabeled rows, then ``predict``, ``predict_proba``, ``score``, ``classes_``
   (Kim et al., 2020);
 - :class:`SelfTrainingClassifier` self-trains any skal net or scikit-learn
   classifier, optionally with DARP;
+- :class:`SemiSupervisedScore` is a round callback for :class:`skal.ActiveLearner`
+  recording such a learner's accuracy after every round (paper 004's ASSL);
 - :class:`FixMatchClassifier` trains a :class:`skal.nets.CNNClassifier` with
   FixMatch (Sohn et al., 2020), optionally with DARP; :class:`WeakAugment` and
   :class:`StrongAugment` are its augmentations, :func:`fixmatch_loss` its loss.
@@ -17,6 +19,7 @@ the unlabeled rows, then ``predict``, ``predict_proba``, ``score``, ``classes_``
 
 from ._augment import RANDAUGMENT_OPS, StrongAugment, WeakAugment, cutout
 from ._darp import apply_column_duals, darp, entropy_weights, target_class_counts
+from ._evaluation import SemiSupervisedScore
 from ._fixmatch import FixMatchClassifier, FixMatchLoss, fixmatch_loss
 from ._self_training import SelfTrainingClassifier
 
@@ -25,11 +28,11 @@ __all__ = [
     "FixMatchLoss",
     "RANDAUGMENT_OPS",
     "SelfTrainingClassifier",
+    "SemiSupervisedScore",
     "StrongAugment",
     "WeakAugment",
     "apply_column_duals",
     "cutout",
-    "apply_column_duals",
     "darp",
     "entropy_weights",
     "fixmatch_loss",

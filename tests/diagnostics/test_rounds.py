@@ -1,10 +1,14 @@
 """Tests for the per-round figures (paper 002, Figures 6-8)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from sklearn.exceptions import NotFittedError
 
+from skal import ActiveLearner
+from skal.callbacks import RoundRecorder
 from skal.diagnostics import (
     RoundRecord,
     plot_class_balance,
@@ -116,3 +120,73 @@ def test_bad_rounds(run):
         plot_class_balance([RoundRecord(0, rounds[0].estimator, [500])], y)
     with pytest.raises(ValueError, match="class_names"):
         plot_per_class_accuracy(rounds, X, y, class_names=["a"])
+
+
+# --- from a RoundRecorder ----------------------------------------------------------
+@pytest.fixture
+def recorded(blobs):
+    """An ActiveLearner run with two recorders: on the pool and on a test set."""
+    X, y = blobs
+    X_pool, y_pool, X_test, y_test = X[:120], y[:120], X[120:200], y[120:200]
+    learner = ActiveLearner(
+        tiny_mlp(hidden_layer_sizes=(8,), max_epochs=3),
+        "entropy",
+        batch_size=20,
+        n_rounds=2,
+        classes=np.unique(y),
+        random_state=0,
+        callbacks=[
+            RoundRecorder(proba=True, features=True, keep_estimators=True),
+            RoundRecorder(X_test, proba=True),
+        ],
+    ).fit(X_pool, y_pool)
+    return learner.callbacks_, X_pool, y_pool, X_test, y_test
+
+
+def legend_texts(fig):
+    return [[t.get_text() for t in ax.get_legend().get_texts()] for ax in visible(fig)]
+
+
+def test_figures_from_a_recorder_equal_figures_from_its_models(recorded, monkeypatch):
+    (on_pool, on_test), X, y, X_test, y_test = recorded
+    models = [replace(r, proba=None, features=None) for r in on_pool.records_]
+    assert all(r.estimator is not None for r in models)
+    # Confidence: recorded probabilities, no X needed.
+    assert legend_texts(plot_confidence_histograms(on_pool, bins=8)) == legend_texts(
+        plot_confidence_histograms(models, X, bins=8)
+    )
+    # Per-class accuracy: probabilities recorded on the test set.
+    from_recorder = plot_per_class_accuracy(on_test, X_test, y_test)
+    from_models = plot_per_class_accuracy(models, X_test, y_test)
+    np.testing.assert_array_equal(
+        from_recorder.axes[0].get_images()[0].get_array(),
+        from_models.axes[0].get_images()[0].get_array(),
+    )
+    # Class balance reads the labeled rows only.
+    fig = plot_class_balance(on_test, y)
+    assert sum(int(t.get_text()) for t in fig.axes[0].texts) == 20 + 40 + 60
+    # t-SNE: recorded features, no forward pass at all.
+    from skal.diagnostics import _rounds
+
+    def no_forward_pass(*args, **kwargs):
+        raise AssertionError("the recorded features were not used")
+
+    monkeypatch.setattr(_rounds.embeddings, "forward_pass", no_forward_pass)
+    fig = plot_feature_embeddings(on_pool, X, y, max_points=40, perplexity=5)
+    assert [ax.get_title() for ax in visible(fig)][
+        0
+    ] == "round 0 (20 labeled), 20 queried"
+
+
+def test_arrays_recorded_on_other_rows_are_not_used(recorded):
+    (on_pool, on_test), X, y, X_test, y_test = recorded
+    # The test-set recorder kept no model and recorded nothing on the pool.
+    with pytest.raises(ValueError, match="no model and no recorded proba"):
+        plot_confidence_histograms(on_test, X)
+    with pytest.raises(ValueError, match="no model and no recorded proba"):
+        plot_confidence_histograms(on_test)
+    # The pool recorder kept its models: they are used on the test set.
+    fig = plot_per_class_accuracy(on_pool, X_test, y_test)
+    assert len(fig.axes[0].get_xticklabels()) == 3
+    with pytest.raises(NotFittedError, match="recorded nothing"):
+        plot_class_balance(RoundRecorder(), y)

@@ -155,6 +155,16 @@ def test_resume_refuses_another_protocol_and_no_resume_starts_over(
     _run(small_digits, tmp_path, strategies=["random"], seeds=1)
     with pytest.raises(ValueError, match="n_rounds: 2 -> 3"):
         _run(small_digits, tmp_path, strategies=["random"], seeds=1, n_rounds=3)
+    # A directory written before a parameter existed lacks its key: it resumes
+    # at that parameter's default only.
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["protocol"]["data_seed"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    counted_cells.clear()
+    _run(small_digits, tmp_path, strategies=["random"], seeds=1)
+    assert counted_cells == []
+    with pytest.raises(ValueError, match="data_seed: 0 -> 1"):
+        _run(small_digits, tmp_path, strategies=["random"], seeds=1, data_seed=1)
     counted_cells.clear()
     _run(small_digits, tmp_path, strategies=["random"], seeds=1, n_rounds=3,
          resume=False)  # fmt: skip
@@ -232,6 +242,8 @@ def test_dask_local_cluster_gives_the_joblib_results(small_digits, tmp_path):
     expected = load_results(tmp_path / "joblib")
     cols = ["strategy", "seed", "round", "n_labeled", "accuracy"]
     pd.testing.assert_frame_equal(report.results[cols], expected[cols])
+    config = json.loads((tmp_path / "dask" / "config.json").read_text())
+    assert config["runs"][-1]["dask"] == "client"  # a Client cannot be recorded
 
 
 def test_find_collapses_flags_round_to_round_drops():

@@ -21,7 +21,7 @@ from skal.experiments import (
     plot_learning_curves,
     plot_penalty_matrix,
 )
-from skal.experiments._benchmark import VIEWS, _rounds_view
+from skal.experiments._report import VIEWS, _rounds_view
 
 HERE = Path(__file__).parent
 PAPER = ["grad", "badge", "kcenter", "entropy", "random"]
