@@ -55,8 +55,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import embeddings
+from ._fingerprints import pool_fingerprint
 from ._validation import check_pool
-from .label_store import pool_fingerprint
 
 
 class Callback(BaseEstimator):

@@ -26,9 +26,9 @@ from sklearn.metrics import confusion_matrix
 from sklearn.utils import check_random_state
 
 from .. import embeddings
+from .._fingerprints import pool_fingerprint
 from .._validation import check_fitted_estimator, check_pool
 from ..callbacks import RoundRecord, RoundRecorder
-from ..label_store import pool_fingerprint
 from ._common import (
     LABELED_COLOR,
     POOL_COLOR,

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import sparse
 
-from ..label_store import row_fingerprint
+from .._fingerprints import row_fingerprint
 
 # Rows of the fitted pool whose fingerprints are kept to recognize it in `query`.
 _POOL_SAMPLE_ROWS = 32
