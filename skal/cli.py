@@ -77,8 +77,8 @@ def _add_bench(commands):
 
 
 def _shown_default(default):
-    if default is None or isinstance(default, bool):
-        return ""  # the help says what None means; --x/--no-x shows itself
+    if default is None or isinstance(default, bool) or default == ():
+        return ""  # the help says what None (none) means; --x/--no-x shows itself
     if isinstance(default, tuple | list):
         default = " ".join(map(str, default))
     return f" (default: {default})"

@@ -132,3 +132,29 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("skal report: error:") and "skal bench" in err
     assert main(["report", str(tmp_path / "missing")]) == 1
     assert "is not a `skal bench` results directory" in capsys.readouterr().err
+
+
+def test_bench_evaluate_ssl_and_stopping_then_report(tmp_path, capsys, monkeypatch):
+    from skal.experiments import _report
+
+    drawn = []  # figures are built but not rendered (rendering is most of the time)
+    monkeypatch.setattr(
+        _report, "_save_both", lambda fig, stem: drawn.append(stem) or []
+    )
+    out = tmp_path / "bench"
+    flags = ["--lr", "0.01", "--evaluate", "ssl", "--ssl-every", "2", "--stopping",
+             "--strategies", "margin", "--seeds", "1", "--n-jobs", "1"]  # fmt: skip
+    assert main(_bench_args(out, *flags)) == 0
+    printed = capsys.readouterr().out
+    assert "Semi-supervised evaluation" in printed and "Kendall tau" in printed
+    assert "Stopping criteria" in printed and "stabilizing_predictions" in printed
+    results = pd.read_csv(out / "results.csv")
+    # --ssl-every 2 over rounds 0..2: rounds 0 and 2 (the last) are evaluated.
+    assert results["ssl_accuracy"].notna().tolist() == [True, False, True]
+    assert {"stop_classification_change", "stop_overall_uncertainty"} <= set(
+        results.columns
+    )
+    names = {stem.name for stem in drawn}
+    assert {"ssl_learning_curves", "ssl_aulc_ranking", "ssl_penalty_matrix_all",
+            "aulc_ranking"} <= names  # fmt: skip
+    assert len(pd.read_csv(out / "stopping.csv")) == 3  # criteria on one dataset

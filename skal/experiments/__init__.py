@@ -15,7 +15,9 @@ from ._aggregate import (
     area_under_learning_curve,
     loss_scores,
     penalty_matrix,
+    stopping_points,
     summarize,
+    summarize_stopping,
     win_scores,
 )
 from ._benchmark import run_benchmark
@@ -63,7 +65,9 @@ __all__ = [
     "plot_aulc_ranking",
     "plot_learning_curves",
     "plot_penalty_matrix",
+    "stopping_points",
     "summarize",
+    "summarize_stopping",
     "timing_table",
     "win_scores",
 ]

@@ -24,7 +24,9 @@ __all__ = [
     "area_under_learning_curve",
     "loss_scores",
     "penalty_matrix",
+    "stopping_points",
     "summarize",
+    "summarize_stopping",
     "win_scores",
 ]
 
@@ -272,3 +274,148 @@ def summarize(results, *, metric="accuracy", experiment=EXPERIMENT):
         **{f"{metric}_mean": (metric, "mean"), f"{metric}_std": (metric, "std")},
         n_seeds=("seed", "nunique"),
     ).reset_index()
+
+
+# ------------------------------------------------------------- stopping criteria
+STOP_PREFIX = "stop_"
+_STOPPING_MEASURES = (
+    "stop_round",
+    "stop_n_labeled",
+    "labels_saved",
+    "accuracy_lost",
+    "best_n_labeled",
+    "labels_vs_best",
+    "accuracy_lost_vs_best",
+)
+
+
+def stopping_points(
+    results, *, tolerance=0.01, metric="accuracy", experiment=EXPERIMENT
+):
+    """Where each recorded stopping criterion would have stopped each cell.
+
+    A criterion recorded by ``skal bench --stopping`` is a boolean column
+    ``stop_<criterion>`` (fired at that round). In each cell it stops at the
+    first round where it fired; one that never fired stops at the last round
+    (the budget ran out), with ``fired`` False. The *best stopping point* of a
+    cell is its first round whose ``metric`` is within ``tolerance`` of the
+    final round's (issue 19; Pullar-Strecker et al. 2022 use one point).
+
+    Parameters
+    ----------
+    results : DataFrame
+        Tidy results with columns ``strategy, seed, round, n_labeled``,
+        ``metric``, the ``experiment`` columns and ``stop_*`` columns. Cells
+        with a missing ``stop_*`` value (run without that criterion) are left
+        out for that criterion.
+    tolerance : float, default=0.01
+        How far below the final ``metric`` the best stopping point may be.
+    metric : str, default="accuracy"
+        Column judged (larger is better).
+    experiment : tuple of str, default=("dataset", "model")
+
+    Returns
+    -------
+    points : DataFrame
+        One row per (cell, criterion): the experiment columns, ``strategy,
+        seed, criterion`` (the column name without ``stop_``), ``fired``,
+        ``stop_round``, ``stop_n_labeled``, ``budget`` (labels at the last
+        round), ``labels_saved`` (``budget - stop_n_labeled``),
+        ``final_accuracy``, ``stop_accuracy``, ``accuracy_lost`` (final minus
+        at the stop; negative when stopping earlier was better),
+        ``best_round``, ``best_n_labeled``, ``best_accuracy``,
+        ``labels_vs_best`` (``stop_n_labeled - best_n_labeled``: > 0 labeled
+        too long, < 0 stopped too early) and ``accuracy_lost_vs_best`` (best
+        minus at the stop). "accuracy" is ``metric``.
+    """
+    experiment = list(experiment)
+    keys = [*experiment, "strategy", "seed"]
+    _check_results(results, [*keys, "round", "n_labeled", metric])
+    _check_unique(results, [*keys, "round"])
+    if not isinstance(tolerance, Real) or tolerance < 0:
+        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}.")
+    criteria = [c for c in results.columns if str(c).startswith(STOP_PREFIX)]
+    rows = []
+    for key, cell in results.groupby(keys, sort=True):
+        cell = cell.sort_values("round")
+        accuracy = cell[metric].to_numpy(dtype=float)
+        n_labeled = cell["n_labeled"].to_numpy()
+        rounds = cell["round"].to_numpy()
+        final = accuracy[-1]
+        # The slack keeps "within" inclusive despite rounding (0.8 - 0.01 > 0.79).
+        best = int(np.argmax(accuracy >= final - tolerance - 1e-9))
+        for column in criteria:
+            recorded = cell[column]
+            if recorded.isna().any():
+                continue
+            fired = recorded.astype(bool).to_numpy()
+            stop = int(np.argmax(fired)) if fired.any() else len(fired) - 1
+            rows.append(
+                (
+                    *key,
+                    column[len(STOP_PREFIX) :],
+                    bool(fired.any()),
+                    rounds[stop],
+                    n_labeled[stop],
+                    n_labeled[-1],
+                    n_labeled[-1] - n_labeled[stop],
+                    final,
+                    accuracy[stop],
+                    final - accuracy[stop],
+                    rounds[best],
+                    n_labeled[best],
+                    accuracy[best],
+                    n_labeled[stop] - n_labeled[best],
+                    accuracy[best] - accuracy[stop],
+                )
+            )
+    columns = [
+        *keys,
+        "criterion",
+        "fired",
+        "stop_round",
+        "stop_n_labeled",
+        "budget",
+        "labels_saved",
+        "final_accuracy",
+        "stop_accuracy",
+        "accuracy_lost",
+        "best_round",
+        "best_n_labeled",
+        "best_accuracy",
+        "labels_vs_best",
+        "accuracy_lost_vs_best",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarize_stopping(points, *, experiment=EXPERIMENT):
+    """Mean and std over cells of :func:`stopping_points`, per criterion.
+
+    Parameters
+    ----------
+    points : DataFrame
+        From :func:`stopping_points`.
+    experiment : tuple of str, default=("dataset", "model")
+
+    Returns
+    -------
+    summary : DataFrame
+        One row per (experiment, criterion): ``n_cells``, ``never_fired``
+        (fraction of cells), ``budget`` (mean labels at the last round) and
+        ``<measure>_mean``, ``<measure>_std`` (ddof=1, NaN for one cell) of
+        ``stop_round``, ``stop_n_labeled``, ``labels_saved``,
+        ``accuracy_lost``, ``best_n_labeled``, ``labels_vs_best`` and
+        ``accuracy_lost_vs_best``.
+    """
+    group = [*experiment, "criterion"]
+    _check_results(points, [*group, "fired", "budget", *_STOPPING_MEASURES], "points")
+    statistics = {
+        "n_cells": ("fired", "size"),
+        "never_fired": ("fired", lambda fired: 1.0 - fired.astype(float).mean()),
+        "budget": ("budget", "mean"),
+    }
+    for measure in _STOPPING_MEASURES:
+        statistics[f"{measure}_mean"] = (measure, "mean")
+        statistics[f"{measure}_std"] = (measure, "std")
+    return points.groupby(group, sort=True).agg(**statistics).reset_index()

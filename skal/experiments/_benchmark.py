@@ -13,6 +13,9 @@ comparison with the protocol of paper 001, section 4.3
 - each cell is an :class:`skal.ActiveLearner` run with ``random_state=seed``: an
   initial random set of one batch (the same for every strategy of a seed, as is
   the round-0 model), then rounds of acquisition and retraining from scratch;
+- with ``evaluate=("ssl",)`` / ``stopping=True`` each cell also records a
+  semi-supervised score and where stopping criteria would have stopped
+  (``_monitors.py``); the cell itself is unchanged;
 - every finished cell is written at once to the results directory
   (``_results.py``), so an interrupted run loses no finished cell and a rerun
   computes only the missing ones;
@@ -33,6 +36,7 @@ from tqdm.auto import tqdm
 from .._validation import n_features_of_array
 from ..learner import ActiveLearner
 from ..strategies import get_strategy, prepare_estimator
+from ._monitors import monitoring_callbacks
 from ._protocol import BenchmarkProtocol
 from ._report import write_report
 from ._results import (
@@ -59,9 +63,29 @@ def _strategy(name, params):
 
 
 def _cell_task(
-    estimator, strategy, params, seed, data, dataset, model, n_rounds, batch_size
+    estimator,
+    strategy,
+    params,
+    seed,
+    data,
+    dataset,
+    model,
+    n_rounds,
+    batch_size,
+    monitors,
 ):
-    """One benchmark cell (runs on a worker)."""
+    """One benchmark cell (runs on a worker).
+
+    ``monitors``: the protocol's ``evaluate``, ``ssl_every`` and ``stopping``
+    (:func:`monitoring_callbacks`).
+    """
+    callbacks = monitoring_callbacks(
+        **monitors,
+        seed=seed,
+        estimator=estimator,
+        n_classes=len(np.unique(data.y_pool)),
+        dataset=dataset,
+    )
     rows = run_cell(
         estimator,
         _strategy(strategy, params),
@@ -71,6 +95,7 @@ def _cell_task(
         model=model,
         batch_size=batch_size,
         n_rounds=n_rounds,
+        callbacks=callbacks or None,
     )
     return rows.assign(strategy=strategy)  # the registered name, params or not
 
@@ -200,6 +225,7 @@ class _Run:
         estimators = {
             name: with_lr(self.estimator, rates[name][0]) for name in self.data
         }
+        monitors = dict(evaluate=p.evaluate, ssl_every=p.ssl_every, stopping=p.stopping)
         tasks = [
             (
                 (name, strategy, seed),
@@ -213,6 +239,7 @@ class _Run:
                     self.model,
                     p.n_rounds,
                     p.batch_size,
+                    monitors,
                 ),
                 {},
             )
@@ -326,8 +353,8 @@ def run_benchmark(
         ``seeds=3``, ``n_rounds=39``, ``batch_size=100``, ``max_epochs=30``,
         ``sgd_batch_size=8``, ``dropout=0.0``, ``model``, ``lr``, ``lr_grid``,
         ``sweep_sizes``, ``validation_size=0.1``, ``pool_size``,
-        ``max_features``, ``data_home``, ``data_seed=0``,
-        ``output_dir="skal-bench"``, ``n_jobs=1``, ``dask``, ``torch_threads``,
+        ``max_features``, ``data_home``, ``data_seed=0``, ``evaluate=()``,
+        ``ssl_every=1``, ``stopping=False``, ``output_dir="skal-bench"``, ``n_jobs=1``, ``dask``, ``torch_threads``,
         ``resume=True``, ``progress=True``; see its documentation.
 
     Returns

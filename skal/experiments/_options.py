@@ -95,6 +95,23 @@ def seeds(value):
         ) from None
 
 
+def choices_of(allowed):
+    """A tuple of distinct names from ``allowed``; None or empty: no name."""
+
+    def chosen(value):
+        if value is None or (isinstance(value, list | tuple) and not value):
+            return ()
+        try:
+            value = names(value)
+        except Expected:
+            value = None
+        if value is None or not set(value) <= set(allowed):
+            raise Expected(f"a list of distinct names among {list(allowed)}")
+        return value
+
+    return chosen
+
+
 def strategy_names(value):
     return tuple(available_strategies()) if value is None else names(value)
 

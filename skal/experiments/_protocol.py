@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 
 from ..strategies import available_strategies, get_strategy
 from . import _options as opt
+from ._monitors import EVALUATIONS
 from ._setup import MODELS, available_datasets, make_model
 from ._sweep import LR_GRID
 
@@ -204,6 +205,40 @@ class BenchmarkProtocol:
         nargs="+",
         metavar="STRATEGY:PARAM=VALUE",
         action=opt.CollectStrategyParams,
+    )
+    evaluate: tuple[str, ...] = _protocol(
+        (),
+        "scores besides the supervised test accuracy: 'ssl' also fits a "
+        "semi-supervised learner on each round's labels and the unlabeled pool "
+        "(paper 004; column ssl_accuracy, reported with an ssl_ prefix): "
+        "self-training with DARP (uniform) for the MLP and given estimators, "
+        "FixMatch with DARP for CNNs. Per evaluated round it costs up to 11 "
+        "trainings on the pool (self-training) or 10 FixMatch passes over the pool "
+        "(~1 min on a CPU core for MNIST's 4,500-image pool); see --ssl-every",
+        saved="protocol",
+        convert=opt.choices_of(EVALUATIONS),
+        nargs="+",
+        choices=list(EVALUATIONS),
+    )
+    ssl_every: int = _protocol(
+        1,
+        "with --evaluate ssl: evaluate rounds 0, k, 2k, ... and the last one "
+        "(the others are NaN)",
+        saved="protocol",
+        convert=opt.count,
+        type=int,
+    )
+    stopping: bool = _protocol(
+        False,
+        "record per round whether stopping criteria would stop (columns "
+        "stop_<criterion>; stopping.csv in the report); no cell is stopped: "
+        "stabilizing predictions (1,000-row stop set, window 3, kappa >= 0.99), "
+        "classification change (<= 0.005 of the unlabeled pool changes), overall "
+        "uncertainty (mean 1 - max p < 0.05). No validation plateau: the "
+        "bench's eval_set is the test set",
+        saved="protocol",
+        convert=opt.boolean,
+        action=argparse.BooleanOptionalAction,
     )
     # --- execution --------------------------------------------------------------
     output_dir: str = _execution("skal-bench", "results directory", convert=opt.path)

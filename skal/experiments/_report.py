@@ -3,7 +3,9 @@
 :func:`write_report` aggregates the finished cells of one or several results
 directories as in paper 001, section 4.5 (penalty matrices, loss scores, AULC),
 plots learning curves and heatmaps, writes the timing tables, flags training
-collapses (:func:`find_collapses`) and prints a summary.
+collapses (:func:`find_collapses`) and prints a summary; for cells run with
+``--evaluate ssl`` the same aggregates of the semi-supervised score, for
+``--stopping`` where each stopping criterion would have stopped.
 """
 
 from pathlib import Path
@@ -11,9 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy.stats import kendalltau
 from sklearn.utils import Bunch
 
-from ._aggregate import area_under_learning_curve, loss_scores, penalty_matrix
+from ._aggregate import (
+    area_under_learning_curve,
+    loss_scores,
+    penalty_matrix,
+    stopping_points,
+    summarize_stopping,
+)
+from ._monitors import SSL_COLUMN
 from ._plots import (
     plot_aulc_ranking,
     plot_learning_curves,
@@ -24,6 +34,10 @@ from ._results import CELLS, load_results, write_atomic
 from ._runner import RESULT_COLUMNS
 
 VIEWS = ("all", "early", "late")
+SSL_PREFIX = "ssl_"  # files of the semi-supervised score
+#: The best stopping point of a cell: its first round within this of the final
+#: accuracy (issue 19).
+STOPPING_TOLERANCE = 0.01
 
 
 def find_collapses(results, *, drop=0.1):
@@ -78,11 +92,88 @@ def _rounds_view(view):
     return select
 
 
-def _aulc_table(results):
+def _aulc_table(results, metric="accuracy"):
     """Mean and std over seeds of the normalized AULC, strategies x datasets."""
-    aulc = area_under_learning_curve(results)
+    aulc = area_under_learning_curve(results, metric=metric)
     stats = aulc.groupby(["dataset", "model", "strategy"])["aulc"].agg(["mean", "std"])
     return aulc, stats.reset_index()
+
+
+def _metric_tables(results, metric="accuracy"):
+    """AULC, penalty matrices (all/early/late) and loss scores of one score."""
+    aulc, aulc_stats = _aulc_table(results, metric)
+    matrices = {
+        view: penalty_matrix(results, rounds=_rounds_view(view), metric=metric)
+        for view in VIEWS
+    }
+    scores = pd.DataFrame({view: loss_scores(P) for view, P in matrices.items()})
+    scores.index.name = "strategy"
+    return Bunch(
+        aulc=aulc,
+        aulc_summary=aulc_stats,
+        penalty_matrices=matrices,
+        loss_scores=scores,
+    )
+
+
+def _save_metric_tables(save, tables, prefix=""):
+    save(tables.aulc, f"{prefix}aulc.csv")
+    save(tables.aulc_summary, f"{prefix}aulc_summary.csv")
+    for view, P in tables.penalty_matrices.items():
+        save(P, f"{prefix}penalty_matrix_{view}.csv", index=True)
+    save(tables.loss_scores, f"{prefix}loss_scores.csv", index=True)
+
+
+def _plot_metric(results, tables, out, prefix="", metric="accuracy"):
+    """Learning curves, AULC ranking and penalty matrices of one score."""
+    files = _plot_curves(
+        results, out / f"{prefix}learning_curves", out / f"{prefix}aulc_ranking", metric
+    )
+    n_experiments = results.groupby(["dataset", "model"]).ngroups
+    score = "" if metric == "accuracy" else f" ({metric})"
+    for view, P in tables.penalty_matrices.items():
+        title = (
+            f"Penalty matrix{score}, {view} acquisition rounds ({n_experiments} "
+            f"experiments)"
+        )
+        fig = plot_penalty_matrix(P, title=title)
+        files += _save_both(fig, out / f"{prefix}penalty_matrix_{view}")
+    return files
+
+
+def _ranking_comparison(results):
+    """Strategies ranked by mean AULC under both scores, per experiment.
+
+    Only rows with both scores count (with ``--ssl-every k`` the supervised
+    AULC is then over the same rounds as the semi-supervised one).
+    """
+    both = results.dropna(subset=[SSL_COLUMN])
+    tables = []
+    for (dataset, model), experiment in both.groupby(["dataset", "model"]):
+        aulc = {
+            metric: area_under_learning_curve(experiment, metric=metric)
+            .groupby("strategy")["aulc"]
+            .mean()
+            for metric in ("accuracy", SSL_COLUMN)
+        }
+        table = pd.DataFrame({f"aulc_{m}": v for m, v in aulc.items()}).dropna()
+        for metric in aulc:
+            table[f"rank_{metric}"] = table[f"aulc_{metric}"].rank(
+                ascending=False, method="min"
+            )
+        tau, pvalue = (np.nan, np.nan)
+        if len(table) >= 2:
+            tau, pvalue = kendalltau(
+                table["aulc_accuracy"], table[f"aulc_{SSL_COLUMN}"]
+            )
+        table.insert(0, "model", model)
+        table.insert(0, "dataset", dataset)
+        tables.append(table.assign(kendall_tau=tau, kendall_p_value=pvalue))
+    if not tables:
+        return pd.DataFrame()
+    table = pd.concat(tables).reset_index(names="strategy")
+    first = ["dataset", "model", "strategy"]
+    return table[first + [c for c in table.columns if c not in first]]
 
 
 def _format_aulc(stats):
@@ -98,7 +189,7 @@ def _format_aulc(stats):
     return table.loc[order.index]
 
 
-def _plot_curves(results, stem):
+def _plot_curves(results, stem, ranking_stem, metric="accuracy"):
     """Learning curves, one wide panel per experiment; PNG and PDF."""
     n = results.groupby(["dataset", "model"]).ngroups
     ncols = min(n, 2)
@@ -109,12 +200,10 @@ def _plot_curves(results, stem):
         extra.set_visible(False)
     # plot_learning_curves gives each strategy its own color and line style and
     # draws one legend outside the panels.
-    plot_learning_curves(results, ax=axes[:n])
+    plot_learning_curves(results, ax=axes[:n], metric=metric)
     # Every strategy ranked by AULC (the curves highlight only the best few).
-    ranking = plot_aulc_ranking(results)
-    return _save_both(fig, stem) + _save_both(
-        ranking, Path(stem).with_name("aulc_ranking")
-    )
+    ranking = plot_aulc_ranking(results, metric=metric)
+    return _save_both(fig, stem) + _save_both(ranking, ranking_stem)
 
 
 def _save_both(fig, stem):
@@ -142,6 +231,14 @@ def write_report(
     - ``collapses.csv``: rounds whose accuracy fell by more than ``drop``;
     - ``learning_curves.{png,pdf}`` (mean and +-1 std over seeds) and
       ``penalty_matrix_{all,early,late}.{png,pdf}`` (heatmap and loss scores);
+    - when cells have ``ssl_accuracy`` (``skal bench --evaluate ssl``): the same
+      AULC, penalty-matrix, loss-score and learning-curve files for it, named
+      with an ``ssl_`` prefix (over the rounds it was evaluated), and
+      ``ssl_ranking.csv``: each strategy's mean AULC and rank under both
+      scores and the Kendall tau between the rankings, per experiment;
+    - when cells have ``stop_*`` columns (``--stopping``): ``stopping_cells.csv``
+      (:func:`stopping_points`: where each criterion stopped each cell) and
+      ``stopping.csv`` (:func:`summarize_stopping`: mean and std over cells);
     - ``summary.txt``: the printed summary.
 
     Parameters
@@ -169,7 +266,11 @@ def write_report(
     report : Bunch
         ``results``, ``aulc``, ``aulc_summary``, ``penalty_matrices`` (dict by
         view), ``loss_scores`` (DataFrame, one column per view), ``timing``,
-        ``collapses``, ``files`` (list of written paths) and ``summary`` (str).
+        ``collapses``, ``ssl`` (None, or a Bunch with ``results`` (the rows
+        with a semi-supervised score) and the four tables above for
+        ``ssl_accuracy``), ``ranking_comparison`` (``ssl_ranking.csv`` or
+        None), ``stopping`` (None, or a Bunch ``summary``, ``points``),
+        ``files`` (list of written paths) and ``summary`` (str).
     """
     print_fn = print_fn or (lambda *a, **k: None)
     out = Path(output_dir)
@@ -188,15 +289,8 @@ def write_report(
         files.append(out / name)
 
     save(results, "results.csv")
-    aulc, aulc_stats = _aulc_table(results)
-    save(aulc, "aulc.csv")
-    save(aulc_stats, "aulc_summary.csv")
-    matrices = {v: penalty_matrix(results, rounds=_rounds_view(v)) for v in VIEWS}
-    scores = pd.DataFrame({v: loss_scores(P) for v, P in matrices.items()})
-    scores.index.name = "strategy"
-    for view, P in matrices.items():
-        save(P, f"penalty_matrix_{view}.csv", index=True)
-    save(scores, "loss_scores.csv", index=True)
+    tables = _metric_tables(results)
+    _save_metric_tables(save, tables)
     acquired = results[results["round"] > 0]  # round 0 has no acquisition step
     timing = timing_table(acquired) if len(acquired) else pd.DataFrame()
     save(timing, "timing_acquisition.csv", index=True)
@@ -207,15 +301,12 @@ def write_report(
     )
     collapses = find_collapses(results, drop=drop)
     save(collapses, "collapses.csv")
+    ssl, ranking = _semi_supervised_tables(results, save)
+    stopping = _stopping_tables(results, save)
 
-    files += _plot_curves(results, out / "learning_curves")
-    n_experiments = results.groupby(["dataset", "model"]).ngroups
-    for view, P in matrices.items():
-        title = (
-            f"Penalty matrix, {view} acquisition rounds ({n_experiments} experiments)"
-        )
-        fig = plot_penalty_matrix(P, title=title)
-        files += _save_both(fig, out / f"penalty_matrix_{view}")
+    files += _plot_metric(results, tables, out)
+    if ssl is not None:
+        files += _plot_metric(ssl.results, ssl, out, SSL_PREFIX, SSL_COLUMN)
 
     skipped = [
         pd.read_csv(source / "skipped.csv", dtype=str)
@@ -224,7 +315,7 @@ def write_report(
     ]
     skipped = pd.concat(skipped, ignore_index=True) if skipped else None
     summary = _summary_text(
-        out, results, aulc_stats, scores, timing, collapses, drop, skipped
+        out, results, tables, timing, collapses, drop, skipped, ssl, stopping
     )
     if sources != [out]:
         summary = f"Combined from: {', '.join(map(str, sources))}\n{summary}"
@@ -233,15 +324,43 @@ def write_report(
     print_fn(summary)
     return Bunch(
         results=results,
-        aulc=aulc,
-        aulc_summary=aulc_stats,
-        penalty_matrices=matrices,
-        loss_scores=scores,
+        aulc=tables.aulc,
+        aulc_summary=tables.aulc_summary,
+        penalty_matrices=tables.penalty_matrices,
+        loss_scores=tables.loss_scores,
         timing=timing,
         collapses=collapses,
+        ssl=ssl,
+        ranking_comparison=ranking,
+        stopping=stopping,
         files=files,
         summary=summary,
     )
+
+
+def _semi_supervised_tables(results, save):
+    """The ``ssl_`` tables and the ranking comparison, or ``(None, None)``."""
+    if SSL_COLUMN not in results or results[SSL_COLUMN].isna().all():
+        return None, None
+    scored = results.dropna(subset=[SSL_COLUMN])
+    ssl = _metric_tables(scored, SSL_COLUMN)
+    ssl.results = scored
+    _save_metric_tables(save, ssl, SSL_PREFIX)
+    ranking = _ranking_comparison(results)
+    save(ranking, "ssl_ranking.csv")
+    ssl.ranking = ranking
+    return ssl, ranking
+
+
+def _stopping_tables(results, save):
+    """``stopping.csv`` (per criterion) and ``stopping_cells.csv``, or None."""
+    points = stopping_points(results, tolerance=STOPPING_TOLERANCE)
+    if points.empty:
+        return None
+    summary = summarize_stopping(points)
+    save(summary, "stopping.csv")
+    save(points, "stopping_cells.csv")
+    return Bunch(summary=summary, points=points)
 
 
 def _combined_results(sources):
@@ -262,7 +381,9 @@ def _combined_results(sources):
     return pd.concat(tables, ignore_index=True)
 
 
-def _summary_text(out, results, aulc_stats, scores, timing, collapses, drop, skipped):
+def _summary_text(
+    out, results, tables, timing, collapses, drop, skipped, ssl=None, stopping=None
+):
     n_cells = results.groupby(["dataset", "model", "strategy", "seed"]).ngroups
     n_seeds = results.groupby(["dataset", "model", "strategy"])["seed"].nunique()
     lines = [
@@ -281,12 +402,18 @@ def _summary_text(out, results, aulc_stats, scores, timing, collapses, drop, ski
     lines += [
         "Area under the learning curve (mean test accuracy over the labeling "
         "budget), mean ± std over seeds:",
-        _format_aulc(aulc_stats).to_string(),
+        _format_aulc(tables.aulc_summary).to_string(),
         "",
         "Loss scores (column means of the penalty matrix over the acquisition "
         "rounds; lower is better):",
-        scores.sort_values("all").round(3).to_string(),
+        tables.loss_scores.sort_values("all").round(3).to_string(),
         "",
+    ]
+    if ssl is not None:
+        lines += _semi_supervised_text(ssl)
+    if stopping is not None:
+        lines += _stopping_text(stopping.summary)
+    lines += [
         "Median acquisition seconds per round:",
         timing.round(4).to_string() if len(timing) else "(no acquisition rounds)",
         "",
@@ -310,10 +437,86 @@ def _summary_text(out, results, aulc_stats, scores, timing, collapses, drop, ski
         run_files = (
             "cells/, lr_sweep.csv, learning_rates.csv, skipped.csv, config.json, "
         )
+    extra_files = ""
+    if ssl is not None:
+        extra_files += "ssl_* (the same for ssl_accuracy), ssl_ranking.csv, "
+    if stopping is not None:
+        extra_files += "stopping.csv, stopping_cells.csv, "
     lines += [
         "",
         f"Files: {out / 'results.csv'}, aulc*.csv, penalty_matrix_*.csv/png/pdf, "
         "loss_scores.csv, timing_*.csv, collapses.csv, learning_curves.png/pdf, "
-        f"{run_files}summary.txt.",
+        f"aulc_ranking.png/pdf, {extra_files}{run_files}summary.txt.",
     ]
     return "\n".join(lines)
+
+
+def _semi_supervised_text(ssl):
+    lines = [
+        "Semi-supervised evaluation (ssl_accuracy: a semi-supervised learner fit "
+        "on each round's labels and the unlabeled pool, paper 004), AULC mean ± "
+        "std over seeds:",
+        _format_aulc(ssl.aulc_summary).to_string(),
+        "",
+        "Loss scores under ssl_accuracy (lower is better):",
+        ssl.loss_scores.sort_values("all").round(3).to_string(),
+        "",
+        "Strategy ranking by mean AULC, supervised vs semi-supervised (rounds "
+        "with both scores; Kendall tau, 1 = same order):",
+    ]
+    for (dataset, model), table in ssl.ranking.groupby(["dataset", "model"], sort=True):
+        tau, pvalue = table["kendall_tau"].iloc[0], table["kendall_p_value"].iloc[0]
+        lines.append(
+            f"  {dataset} ({model}): tau = {tau:.2f} (p = {pvalue:.2g}, "
+            f"{len(table)} strategies)"
+        )
+        for metric, label in (("accuracy", "supervised"), (SSL_COLUMN, "ssl")):
+            order = table.sort_values(f"aulc_{metric}", ascending=False, kind="stable")
+            lines.append(f"    {label:>10}: " + " > ".join(order["strategy"]))
+    return lines + [""]
+
+
+def _mean_std(mean, std, digits):
+    return f"{mean:.{digits}f} ± {0 if np.isnan(std) else std:.{digits}f}"
+
+
+def _stopping_text(summary):
+    """Per experiment, a table of where the criteria stopped and what it cost."""
+    lines = [
+        "Stopping criteria (recorded with --stopping, never applied), mean ± std "
+        "over cells. A criterion stops at the first round it fired, or at the "
+        f"end of the budget if it never fired; best stopping point: the first "
+        f"round within {STOPPING_TOLERANCE} of the final accuracy. 'vs best': "
+        "labels beyond it (< 0: stopped before it), accuracy below it.",
+    ]
+    for (dataset, model), table in summary.groupby(["dataset", "model"], sort=True):
+        first = table.iloc[0]
+        lines.append(
+            f"  {dataset} ({model}): budget {first['budget']:.0f} labels, best "
+            f"stopping point at "
+            f"{_mean_std(first['best_n_labeled_mean'], first['best_n_labeled_std'], 0)}"
+            " labels"
+        )
+        text = pd.DataFrame(
+            {
+                "never fired": [
+                    f"{round(r.never_fired * r.n_cells)}/{r.n_cells}"
+                    for r in table.itertuples()
+                ],
+                "stop at labels": _column(table, "stop_n_labeled", 0),
+                "labels saved": _column(table, "labels_saved", 0),
+                "accuracy lost": _column(table, "accuracy_lost", 3),
+                "labels vs best": _column(table, "labels_vs_best", 0),
+                "accuracy vs best": _column(table, "accuracy_lost_vs_best", 3),
+            },
+            index=table["criterion"].to_numpy(),
+        )
+        lines += ["    " + line for line in text.to_string().splitlines()]
+    return lines + [""]
+
+
+def _column(table, measure, digits):
+    return [
+        _mean_std(m, s, digits)
+        for m, s in zip(table[f"{measure}_mean"], table[f"{measure}_std"])
+    ]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._monitors import SSL_COLUMN, is_monitor_column
 from ._runner import RESULT_COLUMNS
 
 CELLS = "cells"
@@ -76,8 +77,10 @@ def load_results(output_dir):
     -------
     results : DataFrame
         Columns ``dataset, model, strategy, seed, round, n_labeled, accuracy,
-        acquisition_seconds, training_seconds``, sorted; empty if no cell is
-        finished.
+        acquisition_seconds, training_seconds``, then the columns of
+        ``--evaluate``/``--stopping`` if any cell has them (``ssl_accuracy``,
+        ``stop_<criterion>``; missing, i.e. NaN, in cells without them), sorted;
+        empty if no cell is finished.
     """
     files = sorted((Path(output_dir) / CELLS).glob("*.csv"))
     frames = [
@@ -86,7 +89,10 @@ def load_results(output_dir):
     ]
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    results = pd.concat(frames, ignore_index=True)[RESULT_COLUMNS]
+    monitored = {c for frame in frames for c in frame.columns if is_monitor_column(c)}
+    # ssl_accuracy first, then the stop_* columns by name.
+    extra = sorted(monitored, key=lambda c: (c != SSL_COLUMN, c))
+    results = pd.concat(frames, ignore_index=True)[RESULT_COLUMNS + extra]
     keys = ["dataset", "model", "strategy", "seed", "round"]
     return results.sort_values(keys, ignore_index=True)
 

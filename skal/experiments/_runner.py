@@ -20,6 +20,7 @@ from sklearn.base import clone
 
 from ..learner import ActiveLearner
 from ..strategies import prepare_estimator
+from ._monitors import monitor_columns
 
 RESULT_COLUMNS = [
     "dataset",
@@ -50,11 +51,15 @@ def run_cell(
     dataset, model : str
         Labels for the table.
     **learner_params
-        Other :class:`skal.ActiveLearner` parameters (``batch_size``, ``n_rounds``...).
+        Other :class:`skal.ActiveLearner` parameters (``batch_size``, ``n_rounds``,
+        ``callbacks``...).
 
     Returns
     -------
-    rows : pandas.DataFrame with columns ``RESULT_COLUMNS``
+    rows : pandas.DataFrame
+        Columns ``RESULT_COLUMNS``, then, for the monitoring ``callbacks``
+        (:func:`skal.experiments._monitors.monitoring_callbacks`),
+        ``ssl_accuracy`` and one ``stop_<criterion>`` per stopping criterion.
     """
     X_train, y_train, X_test, y_test = data
     learner = ActiveLearner(
@@ -69,7 +74,7 @@ def run_cell(
         if isinstance(strategy, str)
         else getattr(strategy, "registered_name", type(strategy).__name__)
     )
-    return pd.DataFrame(
+    rows = pd.DataFrame(
         {
             "dataset": dataset,
             "model": model or type(estimator).__name__,
@@ -83,6 +88,9 @@ def run_cell(
         },
         columns=RESULT_COLUMNS,
     )
+    for column, values in monitor_columns(learner.callbacks_).items():
+        rows[column] = values
+    return rows
 
 
 def run_comparison(

@@ -66,8 +66,10 @@ class _Callbacks:
             )
 
     def _seed_criteria(self, rng):
-        """Seed criteria whose ``random_state`` is None (their stop sets)."""
-        for criterion in self.stopping_:
+        """Seed round statistics whose ``random_state`` is None (stop sets, the
+        semi-supervised learners): criteria first, so their seeds do not depend
+        on the callbacks."""
+        for criterion in self._round_statistics():
             if criterion.get_params().get("random_state", 0) is None:
                 criterion.set_params(random_state=_new_seed(rng))
 

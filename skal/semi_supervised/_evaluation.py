@@ -70,7 +70,7 @@ class SemiSupervisedScore(RoundStatistic):
                 "learner.fit(X, y, eval_set=(X_test, y_test))."
             )
         self._eval_set = eval_set
-        self._rng = check_random_state(self.random_state)
+        self._rng = None  # drawn at first use: the learner may seed random_state
         self._last_round = getattr(learner, "n_rounds", None)
 
     def _due(self, round_):
@@ -106,6 +106,8 @@ class SemiSupervisedScore(RoundStatistic):
         return SelfTrainingClassifier(base, darp="uniform")
 
     def _seeded(self, estimator):
+        if self._rng is None:
+            self._rng = check_random_state(self.random_state)
         seed = self._rng.randint(np.iinfo(np.int32).max)
         keys = [
             key

@@ -35,6 +35,9 @@ EXAMPLES = {
         ["npc:max_candidates=100"],
         {"npc": {"max_candidates": 100}},
     ),
+    "evaluate": ("ssl", ["ssl"], ("ssl",)),
+    "ssl_every": (3, ["3"], 3),
+    "stopping": (True, [], True),  # --stopping
     "output_dir": ("/tmp/out", ["/tmp/out"], "/tmp/out"),
     "n_jobs": (3, ["3"], 3),
     "dask": ("tcp://10.0.0.1:8786", ["tcp://10.0.0.1:8786"], "tcp://10.0.0.1:8786"),
@@ -114,6 +117,11 @@ def test_config_protocol_keeps_the_keys_and_values_of_earlier_versions():
     )  # fmt: skip
     recorded = protocol.to_config()["protocol"]
     estimator = recorded.pop("estimator")
+    # Fields added since are recorded at their defaults (and an older file
+    # lacking them reads as these defaults on resume).
+    added = {"evaluate": [], "ssl_every": 1, "stopping": False}
+    assert {key: recorded.pop(key) for key in added} == added
+    assert BenchmarkProtocol.recorded_defaults().items() >= added.items()
     assert recorded == earlier
     assert estimator.startswith("MLPClassifier(batch_size=16, ")
     assert "dropout=0.1" in estimator and "max_epochs=20" in estimator
@@ -152,6 +160,10 @@ def test_an_invalid_value_names_the_field_and_its_flag(name):
         ({"lr_grid": []}, "lr_grid must be a non-empty list"),
         ({"n_jobs": 0}, "n_jobs must be a non-zero integer"),
         ({"resume": "yes"}, "resume must be True or False"),
+        ({"evaluate": ["ssl", "nope"]}, r"evaluate must be .* among \['ssl'\]"),
+        ({"evaluate": ["ssl", "ssl"]}, "evaluate must be a list of distinct"),
+        ({"ssl_every": 0}, "ssl_every must be an integer >= 1"),
+        ({"stopping": 1}, "stopping must be True or False"),
         ({"strategies": ["random", "nope"]}, r"Unknown strategies \['nope'\]"),
         ({"strategy_params": {"nope": {}}}, "Unknown strategy 'nope'"),
         ({"strategy_params": {"npc": {"max_candidates": -3}}}, "max_candidates"),

@@ -89,3 +89,22 @@ def test_default_self_trains_the_learners_own_net(data):
     ).fit(X.astype(np.float32), y, eval_set=(X_test.astype(np.float32), y_test))
     scores = learner.history_["semi_supervised_score"]
     assert scores.between(0, 1).all() and len(scores) == 2
+
+
+def test_unseeded_score_is_seeded_by_the_learner(data):
+    X, y, X_test, y_test = data
+
+    def run():
+        return ActiveLearner(
+            LogisticRegression(),
+            "random",
+            n_initial=6,
+            batch_size=6,
+            n_rounds=1,
+            random_state=3,
+            callbacks=[SemiSupervisedScore()],
+        ).fit(X, y, eval_set=(X_test, y_test))
+
+    first, second = run(), run()
+    assert first.callbacks_[0].random_state is not None
+    assert first.callbacks_[0].random_state == second.callbacks_[0].random_state
