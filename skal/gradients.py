@@ -219,8 +219,9 @@ def kmeans_plus_plus(factors, n, random_state, *, weights=None, first=None):
     the sign pattern of ``a`` (:class:`_NearestCenters`): the rows to update are
     then contiguous runs, multiplied in place instead of gathered (a gather
     costs ~4x the product). The draws are those of plain k-means++ on
-    materialized embeddings, rounding aside (:class:`_D2Sampler` draws the same
-    index as ``RandomState.choice`` in O(sqrt N)).
+    materialized embeddings, rounding aside, with :class:`_D2Sampler`'s rule
+    (integer masses, so that :mod:`skal.distributed` draws the same rows from a
+    partitioned pool).
 
     Rejected after measurement: a triangle-inequality prune on center-to-center
     distances, as in Elkan's k-means (removed almost nothing the Cauchy-Schwarz
@@ -264,6 +265,16 @@ def kmeans_plus_plus(factors, n, random_state, *, weights=None, first=None):
     return np.asarray(chosen, dtype=np.int64)
 
 
+@dataclass
+class Center:
+    """One center's factors: ``a`` (C,), ``h`` (dense, D+1), ``||g||^2``, ``||h~||``."""
+
+    a: np.ndarray
+    h: np.ndarray
+    sq_norm: float
+    h_norm: float
+
+
 class _NearestCenters:
     """Squared distance of every sample to its nearest center, updated per center.
 
@@ -273,6 +284,8 @@ class _NearestCenters:
     ones the Cauchy-Schwarz bound cannot rule out, are then neighbours, and
     blocks of ``_RUN`` rows that are mostly to be updated are multiplied as
     contiguous slices. The grouping only affects speed, never the result.
+    A center may be one of the rows (:meth:`center`) or come from elsewhere (a
+    :class:`Center` from another partition of the pool).
     """
 
     _RUN = 256  # rows per block; a block is updated whole if a quarter needs it
@@ -290,31 +303,51 @@ class _NearestCenters:
         n_blocks = -(-len(self.order) // self._RUN)
         self.mask = np.zeros(n_blocks * self._RUN, dtype=bool)
         self.nearest = None
+        # ||g_i||^2 and (a_i.a_c)(h~_i.h~_c) are each within (C + D + 1) eps of
+        # their value, so a distance below this fraction of ||g_i||^2 + ||g_c||^2
+        # is rounding: it is set to 0 (a duplicate of a center then weighs nothing,
+        # however and wherever, e.g. on which Dask partition, it is computed).
+        dtype = np.result_type(a.dtype, h.dtype, np.float32)
+        self.noise = (2 * (a.shape[1] + h.shape[1]) + 4) * np.finfo(dtype).eps
+
+    def center(self, row):
+        """Row ``row`` (caller's order) as a :class:`Center`."""
+        c = self.position[row]
+        return Center(
+            self.a_t[:, c].copy(),
+            _dense(self.h[c]).ravel(),
+            self.sq_norms[c],
+            self.h_norms[c],
+        )
 
     def initial_distances(self, center):
-        """Distances to the first center, in the caller's row order."""
-        c = self.position[center]
-        self.nearest = np.maximum(self._distances(c, slice(None)), 0.0)
+        """Distances to the first center (a row or a :class:`Center`), caller's order."""
+        center = self.center(center) if not isinstance(center, Center) else center
+        self.nearest = np.maximum(self._distances(center, slice(None)), 0.0)
         return self.nearest[self.position]
 
-    def _distances(self, c, rows, a_dot=None):
-        a_dot = self.a_t[:, rows].T @ self.a_t[:, c] if a_dot is None else a_dot
-        h_dot = _dense(self.h[rows] @ _dense(self.h[c]).ravel()).ravel()
-        return self.sq_norms[rows] + self.sq_norms[c] - 2 * a_dot * h_dot
+    def _distances(self, center, rows, a_dot=None):
+        a_dot = self.a_t[:, rows].T @ center.a if a_dot is None else a_dot
+        h_dot = _dense(self.h[rows] @ center.h).ravel()
+        sq_sums = self.sq_norms[rows] + center.sq_norm
+        distances = sq_sums - 2 * a_dot * h_dot
+        distances[distances <= self.noise * sq_sums] = 0.0
+        return distances
 
     def closer_to(self, center):
-        """Update for a new center; return (caller rows, new distances) that fell."""
-        c = self.position[center]
-        a_dot = self.a_t[:, c] @ self.a_t
+        """Update for a new center (a row or a :class:`Center`); return (caller
+        rows, new distances) that fell."""
+        center = self.center(center) if not isinstance(center, Center) else center
+        a_dot = center.a @ self.a_t
         # The bound, in place: sq_i + sq_c - 2 max(a_dot, 0) ||h_i|| ||h_c||.
         bound = np.maximum(a_dot, 0, dtype=np.float64)
         bound *= self.h_norms
-        bound *= -2 * self.h_norms[c]
+        bound *= -2 * center.h_norm
         bound += self.sq_norms
-        bound += self.sq_norms[c]
+        bound += center.sq_norm
         np.less(bound, self.nearest * (1 + 1e-6), out=self.mask[: len(bound)])
         changed = [
-            self._update(c, rows, a_dot[rows])
+            self._update(center, rows, a_dot[rows])
             for rows in self._runs_and_rest(self.mask)
         ]
         positions = np.concatenate([p for p, _ in changed])
@@ -331,8 +364,8 @@ class _NearestCenters:
             yield slice(start, min(stop, n_rows))
         yield np.flatnonzero(mask[:n_rows])
 
-    def _update(self, c, rows, a_dot):
-        distances = np.maximum(self._distances(c, rows, a_dot), 0.0)
+    def _update(self, center, rows, a_dot):
+        distances = np.maximum(self._distances(center, rows, a_dot), 0.0)
         closer = distances < self.nearest[rows]
         if isinstance(rows, slice):
             positions = rows.start + np.flatnonzero(closer)
@@ -342,62 +375,105 @@ class _NearestCenters:
         return positions, distances[closer]
 
 
-class _D2Sampler:
-    """D^2 draws that equal ``RandomState.choice(N, p=p / p.sum())``, in O(sqrt N).
+def mass_bits(n_rows):
+    """Bits ``K`` of the integer D^2 masses of ``n_rows`` rows: any sum of them
+    stays below 2^52, so float64 holds every partial sum exactly."""
+    return 52 - max(1, (int(n_rows) - 1).bit_length())
 
-    ``choice`` draws ``u = random_sample()`` and returns the first index whose
-    cumulative probability exceeds ``u``: an O(N) cumulative sum per draw. Here
-    the probabilities are kept in ``sqrt(N)`` blocks; the block sums (a fast
-    vectorized sum) and one block's cumulative sum locate the same index. The
-    two differ only by rounding, at most ``~N eps`` of the total (sequential
-    summation bounds); if ``u`` falls within 4x that of the index's edges, the
-    draw is redone with ``choice``'s arithmetic, so the index is always
-    ``choice``'s (redone about once in 10^10 draws at N = 25,000).
+
+def mass_exponent(largest):
+    """The ``E`` with ``2^(E-1) <= largest < 2^E`` (None when ``largest`` is 0)."""
+    return int(np.frexp(largest)[1]) if largest > 0 else None
+
+
+def quantized_masses(masses, bits, exponent):
+    """``floor(masses * 2^(bits - exponent))``: exact (a power-of-two scaling and
+    a floor), integers below ``2^bits`` held in float64."""
+    if exponent is None:
+        return np.zeros(len(masses))
+    scale = 2.0 ** (bits - exponent) if abs(bits - exponent) < 1000 else None
+    scaled = masses * scale if scale is not None else np.ldexp(masses, bits - exponent)
+    return np.floor(scaled, out=scaled)
+
+
+class _D2Sampler:
+    """D^2 draws from integer masses, so that any split of the rows draws alike.
+
+    The draw rule (the same on one machine and across Dask partitions,
+    :mod:`skal.distributed`): with ``E`` the exponent of the largest mass
+    (``2^(E-1) <= max p < 2^E``) and ``K = mass_bits(N)``, each row's mass
+    ``p_i`` is truncated to the integer ``q_i = floor(p_i 2^(K-E))`` (exact
+    float operations: a power-of-two scaling, then a floor); a uniform integer
+    ``t = random_state.randint(sum q)`` selects the first row whose cumulative
+    ``q`` exceeds ``t``. Sums of these integers stay below 2^52, so every sum
+    is exact in float64 whatever the order: the pick does not depend on how the
+    rows are grouped into blocks, machines or partitions (a float cumulative
+    sum, as in ``RandomState.choice``, does, by rounding). Truncation moves
+    each row's mass by less than ``2^-K`` of twice the largest mass (2^-37 at
+    25,000 rows, 2^-28 at 10^7), about float64's own rounding of a cumulative
+    sum over the pool (``N eps`` of the total). When every mass is 0 (only
+    duplicates of the centers remain) the row is uniform among the available
+    ones: the ``randint(n_available)``-th in row order.
+
+    The rows are kept in ``sqrt(N)`` blocks: one draw sums the blocks and scans
+    one block; ``q`` is recomputed in full only when ``E`` changes (a few
+    times per batch).
     """
 
-    def __init__(self, distances, weights, chosen):
+    def __init__(self, distances, weights, chosen=None, *, n_rows_drawn_from=None):
         n_rows = len(distances)
         self.weights = None if weights is None else np.asarray(weights, np.float64)
+        self.bits = mass_bits(
+            n_rows if n_rows_drawn_from is None else n_rows_drawn_from
+        )
         self.block = max(1, int(np.sqrt(n_rows)))
         n_blocks = -(-n_rows // self.block)
         self.padded = np.zeros(n_blocks * self.block)
+        self.padded_q = np.zeros(n_blocks * self.block)
         self.p = self.padded[:n_rows]
+        self.q = self.padded_q[:n_rows]
+        self.exponent = None
+        self.cumulative = None
         self.lower(np.arange(n_rows), distances)
-        self.remove(chosen)
-        self.tolerance = 4 * (n_rows + 10) * np.finfo(np.float64).eps
+        if chosen is not None:
+            self.remove(chosen)
 
     def lower(self, rows, distances):
         """Set the distances of ``rows`` (the D^2 mass is ``weights * distance``)."""
-        self.p[rows] = (
-            distances if self.weights is None else distances * (self.weights[rows])
-        )
+        masses = distances if self.weights is None else distances * self.weights[rows]
+        self.p[rows] = masses
+        self.q[rows] = quantized_masses(masses, self.bits, self.exponent)
+        self.cumulative = None
 
     def remove(self, row):
         self.p[row] = 0.0
+        self.q[row] = 0.0
+        self.cumulative = None
+
+    def largest_mass(self):
+        return float(self.p.max()) if self.p.size else 0.0
+
+    def total(self, exponent):
+        """Sum of the integer masses at ``exponent`` (see the class docstring)."""
+        if exponent != self.exponent:
+            self.exponent = exponent
+            self.q[:] = quantized_masses(self.p, self.bits, exponent)
+        self.cumulative = np.cumsum(self.padded_q.reshape(-1, self.block).sum(axis=1))
+        return int(self.cumulative[-1])  # exact: integers below 2^52
+
+    def locate(self, target):
+        """The first row whose cumulative integer mass exceeds ``target``."""
+        b = int(self.cumulative.searchsorted(target, side="right"))
+        base = self.cumulative[b - 1] if b else 0
+        local = np.cumsum(self.padded_q[b * self.block : (b + 1) * self.block])
+        return b * self.block + int(local.searchsorted(target - base, side="right"))
 
     def draw(self, random_state, available):
-        blocks = self.padded.reshape(-1, self.block)
-        cumulative = np.cumsum(blocks.sum(axis=1))
-        total = cumulative[-1]
-        if not total > 0:
-            return int(random_state.choice(np.flatnonzero(available)))
-        u = random_state.random_sample()
-        target = u * total
-        b = int(cumulative.searchsorted(target, side="right"))
-        if b < len(cumulative):
-            base = cumulative[b - 1] if b else 0.0
-            local = np.cumsum(blocks[b])
-            local += base
-            k = int(local.searchsorted(target, side="right"))
-            if k < self.block:
-                left = local[k - 1] if k else base
-                margin = self.tolerance * total
-                if target - left > margin and local[k] - target > margin:
-                    return b * self.block + k
-        # Too close to call: choice's own arithmetic.
-        cdf = np.cumsum(self.p / self.p.sum())
-        cdf /= cdf[-1]
-        return int(cdf.searchsorted(u, side="right"))
+        total = self.total(mass_exponent(self.largest_mass()))
+        if total == 0:
+            rows = np.flatnonzero(available)
+            return int(rows[random_state.randint(len(rows))])
+        return self.locate(random_state.randint(total))
 
 
 # -------------------------------------------- full-parameter per-sample gradients
@@ -525,14 +601,17 @@ def per_sample_gradient_norms(
         ``"per_tensor_sum"``: the sum over parameter tensors of each tensor's
         norm (what paper 003's public code computes).
     y, parameters, chunk_size
-        See :func:`per_sample_gradients`.
+        See :func:`per_sample_gradients`. With ``method="factored"`` the default
+        chunks keep the activations of one backward pass within about 1 GiB
+        (~100 images for ResNet-18 on 32x32 images).
     method : {"auto", "factored", "vmap"}, default="auto"
         ``"factored"``: when every selected parameter belongs to an ``nn.Linear``
         (one vector per sample), an ``nn.Conv2d`` or an ``nn.BatchNorm2d`` with
         running statistics (MLPs, LeNet, VGG, ResNet), one batched backward pass
         gives every layer's per-sample gradient norm in closed form, e.g.
         ``||delta_i|| ||x_i||`` for a linear weight (see :mod:`skal._layer_norms`),
-        without forming per-sample gradients of the whole network.
+        without forming per-sample gradients of the whole network: ~3x a
+        forward pass on ResNet-18 (``benchmarks/resnet_norms.py``).
         ``"vmap"``: ``torch.func`` per-sample gradients (any architecture).
         ``"auto"`` picks the first that applies.
 
@@ -579,17 +658,31 @@ def _batched_losses(logits, loss, labels):
     return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
 
 
+ACTIVATION_CHUNK_BYTES = 2**30  # activations kept for one chunk's backward pass
+_FIRST_FACTORED_CHUNK = 16
+
+
 def _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size):
-    """Per-sample norms from one batched backward pass per chunk (_layer_norms)."""
+    """Per-sample norms from one batched backward pass per chunk (_layer_norms).
+
+    Without ``chunk_size``, the first chunk has 16 rows and the next ones as many
+    as keep the activations autograd holds within ACTIVATION_CHUNK_BYTES, at
+    most the configured ``chunk_size``. They are estimated as twice the captured
+    layer inputs (ResNet-18 on 32x32 images: 5.1 MB per image captured, a peak
+    of 8-9 MB per image measured). The speed hardly depends on the chunk size
+    beyond ~32 images (``benchmarks/resnet_norms.py --batch``).
+    """
     module = net.module_
-    chunk_size = chunk_size or get_config()["chunk_size"]
+    limit = get_config()["chunk_size"]
+    size = chunk_size or min(_FIRST_FACTORED_CHUNK, limit)
     labels = None if y is None else torch.as_tensor(np.asarray(y))
     norms = np.empty(X.shape[0])
     was_training = module.training
     module.eval()
     try:
-        for start in range(0, X.shape[0], chunk_size):
-            rows = slice(start, min(start + chunk_size, X.shape[0]))
+        start = 0
+        while start < X.shape[0]:
+            rows = slice(start, min(start + size, X.shape[0]))
             with torch.enable_grad(), LayerCapture(owners) as capture:
                 logits = module(rows_to_tensor(X, rows).to(net.device))
                 chunk_labels = None if labels is None else labels[rows].to(net.device)
@@ -597,6 +690,10 @@ def _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size):
                 sq = capture.squared_norms(total)
             chunk = sq.sum(0).sqrt() if norm == "global" else sq.sqrt().sum(0)
             norms[rows] = chunk.cpu().numpy()
+            if chunk_size is None:
+                kept = max(1, 2 * capture.input_bytes_per_sample())
+                size = int(np.clip(ACTIVATION_CHUNK_BYTES // kept, 1, limit))
+            start = rows.stop
     finally:
         module.train(was_training)
     return norms

@@ -1,5 +1,8 @@
 """The factored gradient mathematics against literal autograd (brute force)."""
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -32,6 +35,22 @@ def autograd_last_layer(net, X, labels=None, loss="label"):
             torch.cat([layer.weight.grad.flatten(), layer.bias.grad]).numpy().copy()
         )
     return np.array(rows, dtype=np.float64)
+
+
+def d2_draw(rng, masses):
+    """The documented D^2 draw, in Python integers (brute force, no numpy sums).
+
+    Masses truncated to ``floor(m 2^(K - E))`` (``K = 52 - ceil(log2 N)``,
+    ``2^(E-1) <= max m < 2^E``), then the first row whose running sum exceeds
+    ``rng.randint(total)`` (at least one mass must be positive).
+    """
+    masses = [float(m) for m in masses]
+    bits = 52 - max(1, math.ceil(math.log2(len(masses))))
+    largest = max(masses)
+    exponent = math.frexp(largest)[1]
+    q = [math.floor(math.ldexp(m, bits - exponent)) for m in masses]
+    target = rng.randint(sum(q))
+    return next(i for i, c in enumerate(itertools.accumulate(q)) if c > target)
 
 
 def materialize(factors):
@@ -151,7 +170,7 @@ def test_kmeans_plus_plus_equals_plain_seeding_on_materialized_embeddings(
     centers = [int(np.argmax((G**2).sum(1)))]
     while len(centers) < 12:
         d2 = ((G[:, None, :] - G[centers][None]) ** 2).sum(-1).min(1)
-        centers.append(int(rng.choice(len(G), p=d2 / d2.sum())))
+        centers.append(d2_draw(rng, d2))
     np.testing.assert_array_equal(fast, centers)
 
 
@@ -167,7 +186,7 @@ def test_weighted_kmeans_plus_plus_equals_weighted_d2_sampling(blobs, fitted_mlp
     centers = [5]
     while len(centers) < 12:
         d2 = ((G[:, None, :] - G[centers][None]) ** 2).sum(-1).min(1) * weights
-        centers.append(int(rng.choice(len(G), p=d2 / d2.sum())))
+        centers.append(d2_draw(rng, d2))
     np.testing.assert_array_equal(fast, centers)
 
 
@@ -318,28 +337,49 @@ def test_kmeans_plus_plus_with_contiguous_runs_equals_materialized_seeding():
     centers = [int(np.argmax((G**2).sum(1)))]
     nearest = ((G - G[centers[0]]) ** 2).sum(1)
     while len(centers) < 25:
-        centers.append(int(rng.choice(len(G), p=nearest / nearest.sum())))
+        centers.append(d2_draw(rng, nearest))
         nearest = np.minimum(nearest, ((G - G[centers[-1]]) ** 2).sum(1))
     np.testing.assert_array_equal(fast, centers)
 
 
-@pytest.mark.parametrize("tolerance", [None, 0.0, 1.0])
-def test_d2_sampler_draws_what_random_state_choice_draws(tolerance):
-    # tolerance 1.0 sends every draw through the fallback, 0.0 none of them.
+@pytest.mark.parametrize("scale", [1.0, 1e-200, 1e200])
+def test_d2_sampler_draws_the_documented_integer_rule(scale):
     rng = np.random.RandomState(0)
-    p = rng.rand(1000) ** 4
+    p = scale * rng.rand(1000) ** 4
     p[rng.rand(1000) < 0.3] = 0.0
     sampler = gradients._D2Sampler(p, None, 17)
-    if tolerance is not None:
-        sampler.tolerance = tolerance
     p[17] = 0.0
     available = np.ones(1000, dtype=bool)
-    draws, choices = np.random.RandomState(1), np.random.RandomState(1)
+    draws, reference = np.random.RandomState(1), np.random.RandomState(1)
     for _ in range(300):
-        assert sampler.draw(draws, available) == choices.choice(1000, p=p / p.sum())
+        assert sampler.draw(draws, available) == d2_draw(reference, p)
         rows = rng.choice(1000, 5)
         p[rows] *= rng.rand(5)
         sampler.lower(rows, p[rows])
+
+
+def test_d2_sampler_draws_proportionally_to_the_masses():
+    # Chi-square goodness of fit of 20,000 draws from fixed masses.
+    from scipy.stats import chisquare
+
+    p = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 0.5, 1e-3, 9.5])
+    sampler = gradients._D2Sampler(p, None)
+    rng, available = np.random.RandomState(0), np.ones(len(p), dtype=bool)
+    counts = np.bincount(
+        [sampler.draw(rng, available) for _ in range(20000)], minlength=8
+    )
+    assert counts[0] == 0
+    expected = 20000 * p / p.sum()
+    assert chisquare(counts[1:], expected[1:]).pvalue > 1e-3
+
+
+def test_d2_sampler_draws_uniformly_among_available_rows_when_all_masses_are_zero():
+    sampler = gradients._D2Sampler(np.zeros(6), None)
+    available = np.array([True, False, True, True, False, True])
+    draws, reference = np.random.RandomState(2), np.random.RandomState(2)
+    for _ in range(20):
+        expected = np.flatnonzero(available)[reference.randint(4)]
+        assert sampler.draw(draws, available) == expected
 
 
 def test_kmeans_plus_plus_never_draws_a_chosen_row_again():

@@ -12,19 +12,11 @@ X_test, y_test`` (float32 arrays, or CSR for 20 Newsgroups), ``target_names``,
 """
 
 from ._base import get_data_home
-from ._images import (
-    load_caltech101,
-    load_cifar10,
-    load_cifar10_test_jpeg,
-    load_cifar100,
-    load_cinic10,
-    load_gtsrb,
-    load_mnist,
-    load_stl10,
-    load_svhn,
-    read_idx,
-)
+from ._cifar import load_cifar10, load_cifar10_test_jpeg, load_cifar100
+from ._image_folders import load_caltech101, load_cinic10, load_gtsrb
+from ._mnist import load_mnist, read_idx
 from ._newsgroups import load_20newsgroups
+from ._svhn_stl10 import load_stl10, load_svhn
 from ._tabular import load_digits_split, load_isolet, load_openml, load_pokerhand
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Shared pieces of the loaders: data home, error messages, splits."""
+"""Shared pieces of the loaders: data home, error messages, splits, docstrings."""
 
 import os
 from numbers import Integral
@@ -35,6 +35,48 @@ def get_data_home(data_home=None):
     if data_home is None:
         data_home = os.environ.get("SKAL_DATA") or "~/skal_data"
     return Path(data_home).expanduser()
+
+
+# ------------------------------------------------------- shared docstring entries
+# Parameter entries that many loaders document word for word; a docstring line
+# holding only ``{name}`` becomes the entry (see `shared_docs`).
+_DOC_ENTRIES = {
+    "data_home": """data_home : str or path-like, default=None
+    See :func:`get_data_home`.""",
+    "n_train_n_test": """n_train, n_test : int, default=None
+    Keep a uniform random subsample of this many training / test images.""",
+    "n_train": """n_train : int, default=None
+    Keep a uniform random subsample of this many training images.""",
+    "test_size": """test_size : float or int, default=0.2
+    Test fraction (or count) of the stratified split.""",
+    "random_state_subsampling": """random_state : int, RandomState instance or None, default=0
+    Seed of the subsampling.""",
+    "random_state_split": """random_state : int, RandomState instance or None, default=0
+    Seed of the split.""",
+    "random_state_split_subsampling": """random_state : int, RandomState instance or None, default=0
+    Seed of the split and of the subsampling.""",
+}
+
+
+def shared_docs(func):
+    """Decorator: replace each docstring line ``{name}`` by the entry ``name``.
+
+    The entry is indented like the line it replaces; an unknown name raises
+    ``KeyError`` at import, so a typo cannot reach the documentation.
+    """
+    if func.__doc__ is None:  # python -OO
+        return func
+    lines = []
+    for line in func.__doc__.splitlines():
+        key = line.strip()
+        if key.startswith("{") and key.endswith("}"):
+            indent = line[: len(line) - len(line.lstrip())]
+            entry = _DOC_ENTRIES[key[1:-1]]
+            lines += [indent + part for part in entry.splitlines()]
+        else:
+            lines.append(line)
+    func.__doc__ = "\n".join(lines)
+    return func
 
 
 # ----------------------------------------------------------------- shared helpers

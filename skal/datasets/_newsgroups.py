@@ -23,6 +23,7 @@ from ._base import (
     _download,
     _first,
     get_data_home,
+    shared_docs,
 )
 
 
@@ -102,6 +103,7 @@ def _ng_key(doc):
     return doc[0], (0, int(doc[1])) if doc[1].isdigit() else (1, doc[1])
 
 
+@shared_docs
 def load_20newsgroups(
     data_home=None,
     *,
@@ -124,8 +126,7 @@ def load_20newsgroups(
 
     Parameters
     ----------
-    data_home : str or path-like, default=None
-        See :func:`get_data_home`.
+    {data_home}
     max_features : int, default=None
         Vocabulary size limit of the vectorizer.
     vectorizer_params : dict, default=None

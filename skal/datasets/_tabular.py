@@ -16,6 +16,7 @@ from ._base import (
     _read_csv,
     _split,
     get_data_home,
+    shared_docs,
 )
 
 # ------------------------------------------------------------------------- ISOLET
@@ -25,6 +26,7 @@ _ISOLET_GROUPS = (  # one file per group: isolet5_test.csv.gz holds isolet5's ro
 )
 
 
+@shared_docs
 def load_isolet(
     data_home=None, *, test_size=0.2, random_state=0, download_if_missing=True
 ):
@@ -40,12 +42,9 @@ def load_isolet(
 
     Parameters
     ----------
-    data_home : str or path-like, default=None
-        See :func:`get_data_home`.
-    test_size : float or int, default=0.2
-        Test fraction (or count) of the stratified split.
-    random_state : int, RandomState instance or None, default=0
-        Seed of the split.
+    {data_home}
+    {test_size}
+    {random_state_split}
     download_if_missing : bool, default=True
         Fetch OpenML data_id 300 when no local file is found.
 
@@ -89,6 +88,7 @@ def load_isolet(
 
 
 # ------------------------------------------------------------------------- OpenML
+@shared_docs
 def load_openml(
     data_id,
     data_home=None,
@@ -109,12 +109,9 @@ def load_openml(
     ----------
     data_id : int
         OpenML dataset id.
-    data_home : str or path-like, default=None
-        See :func:`get_data_home`.
-    test_size : float or int, default=0.2
-        Test fraction (or count) of the stratified split.
-    random_state : int, RandomState instance or None, default=0
-        Seed of the split.
+    {data_home}
+    {test_size}
+    {random_state_split}
     scale : bool, default=True
         Standardize with a StandardScaler fitted on the training part only.
     download_if_missing : bool, default=True
@@ -163,6 +160,7 @@ def _poker_files(folder):
     return train, test  # one test file: a prefix copy would overlap the full one
 
 
+@shared_docs
 def load_pokerhand(
     data_home=None,
     *,
@@ -196,14 +194,11 @@ def load_pokerhand(
 
     Parameters
     ----------
-    data_home : str or path-like, default=None
-        See :func:`get_data_home`.
+    {data_home}
     n_train, n_test : int, default=None
         Keep a uniform random subsample of this many training / test rows.
-    test_size : float or int, default=0.2
-        Test fraction (or count) of the stratified split.
-    random_state : int, RandomState instance or None, default=0
-        Seed of the split and of the subsampling.
+    {test_size}
+    {random_state_split_subsampling}
     scale : bool, default=True
         Standardize with a StandardScaler fitted on the kept training rows.
     source : {'auto', 'openml', 'uci'}, default='auto'
@@ -260,6 +255,7 @@ def load_pokerhand(
 
 
 # ------------------------------------------------------------------------- digits
+@shared_docs
 def load_digits_split(*, test_size=0.25, random_state=0):
     """Load scikit-learn's shipped 8x8 digits, scaled to [0, 1], split stratified.
 
@@ -267,8 +263,7 @@ def load_digits_split(*, test_size=0.25, random_state=0):
     ----------
     test_size : float or int, default=0.25
         Test fraction (or count) of the stratified split.
-    random_state : int, RandomState instance or None, default=0
-        Seed of the split.
+    {random_state_split}
 
     Returns
     -------

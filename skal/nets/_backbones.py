@@ -8,7 +8,9 @@ that 32x32 inputs keep enough resolution. All three also accept 28x28 inputs.
 
 Every backbone lists in ``feature_layers`` the names of its children whose outputs
 are its intermediate feature maps (e.g. ResNet-18's ``layer1`` ... ``layer4``, which
-Learning Loss attaches to); see :meth:`skal.nets.CNNModule.capture_layers`. Any
+Learning Loss attaches to): :attr:`skal.nets.CNNModule.default_feature_layers`
+names them in the whole module (``backbone.layer1`` ...), where a forward hook
+(e.g. :class:`skal.nets._loss_prediction.FeatureRecorder`) can record them. Any
 other submodule is reachable by its ``named_modules`` name too.
 
 ``width`` multiplies every channel count (1.0 is the published architecture);

@@ -24,7 +24,6 @@ see the same normalization, and a pool can stay uint8 (4x less memory than float
 until a chunk of it reaches the network.
 """
 
-import contextlib
 import copy
 
 import numpy as np
@@ -32,11 +31,10 @@ import torch
 from skorch.utils import to_tensor
 from torch import nn
 
-from .._config import get_config
 from .._validation import check_pool, n_features_of_array
 from ._backbones import make_backbone
 from ._base import SkalNetClassifier
-from ._batches import BatchSlicer, rows_to_tensor
+from ._batches import BatchSlicer
 
 
 def image_layout(shape, dtype=None):
@@ -321,86 +319,6 @@ class CNNModule(nn.Module):
         """
         return tuple(f"backbone.{name}" for name in self.feature_layers)
 
-    def _layer(self, name):
-        for root in (self.backbone, self):
-            module = dict(root.named_modules()).get(name)
-            if module is not None and name:
-                return module
-        raise KeyError(
-            f"No layer named {name!r}; the backbone's feature maps are "
-            f"{list(self.feature_layers)}, and any submodule name of the backbone "
-            f"(e.g. 'layer1.0.conv1') or of the module (e.g. 'head') works."
-        )
-
-    def _layer_names(self, layers):
-        if layers is None:
-            layers = self.feature_layers
-            if not layers:
-                raise ValueError(
-                    f"The backbone {type(self.backbone).__name__} declares no "
-                    f"feature_layers; pass layer names explicitly."
-                )
-        return [layers] if isinstance(layers, str) else list(layers)
-
-    @contextlib.contextmanager
-    def capture_layers(self, layers=None):
-        """Record the outputs of named layers during forward passes in the block.
-
-        The yielded dict maps each name to the output of the latest forward pass,
-        still in the autograd graph when gradients are on, so a loss-prediction
-        module can train on them jointly with the network.
-
-        Parameters
-        ----------
-        layers : str or list of str, default=None
-            Names of submodules of the backbone (e.g. ResNet-18's ``'layer1'`` ...
-            ``'layer4'``) or of this module; None means :attr:`feature_layers`.
-
-        Yields
-        ------
-        outputs : dict of str -> torch.Tensor
-
-        Examples
-        --------
-        >>> with module.capture_layers(["layer3", "layer4"]) as maps:  # doctest: +SKIP
-        ...     logits = module(X)
-        >>> maps["layer4"].shape                                     # doctest: +SKIP
-        """
-        names = self._layer_names(layers)
-        outputs, hooks = {}, []
-
-        def keeper(name):
-            def hook(_module, _inputs, output):
-                outputs[name] = output
-
-            return hook
-
-        try:
-            for name in names:
-                hooks.append(self._layer(name).register_forward_hook(keeper(name)))
-            yield outputs
-        finally:
-            for hook in hooks:
-                hook.remove()
-
-    def intermediate_features(self, X, layers=None):
-        """Outputs of named layers for the batch ``X`` (one forward pass).
-
-        Parameters
-        ----------
-        X : torch.Tensor
-            An image batch in any layout :class:`ImageInput` accepts.
-        layers : str or list of str, default=None
-            See :meth:`capture_layers`.
-
-        Returns
-        -------
-        outputs : dict of str -> torch.Tensor
-        """
-        with self.capture_layers(layers) as outputs:
-            self(X)
-        return dict(outputs)
-
 
 class CNNClassifier(SkalNetClassifier):
     """skorch classifier with a convolutional backbone and the papers' MLP head.
@@ -583,47 +501,3 @@ class CNNClassifier(SkalNetClassifier):
             return X
         with torch.no_grad():
             return augment(self.module_.input(to_tensor(X, device=self.device)))
-
-    def intermediate_features(self, X, layers=None, *, pooled=False, chunk_size=None):
-        """Intermediate feature maps of the backbone for every image of ``X``.
-
-        Streams ``X`` in chunks in eval mode under ``torch.inference_mode()``.
-
-        Parameters
-        ----------
-        X : array-like of images
-            Any layout the classifier accepts.
-        layers : str or list of str, default=None
-            Layer names (see :meth:`CNNModule.capture_layers`); None means the
-            backbone's ``feature_layers`` (ResNet-18: ``layer1`` ... ``layer4``).
-        pooled : bool, default=False
-            Global-average-pool each map to ``N x channels`` (what Learning Loss
-            feeds its loss-prediction module), which keeps memory small.
-        chunk_size : int, default=None
-            Images per forward pass; default from :func:`skal.get_config`.
-
-        Returns
-        -------
-        maps : dict of str -> ndarray
-            ``N x channels x h x w`` float32 maps (``N x channels`` if pooled).
-        """
-        X = self._validate_X(X, reset=False)
-        module = self.module_
-        names = module._layer_names(layers)
-        chunk_size = chunk_size or get_config()["chunk_size"]
-        parts = {name: [] for name in names}
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.inference_mode(), module.capture_layers(names) as maps:
-                for start in range(0, X.shape[0], chunk_size):
-                    rows = slice(start, start + chunk_size)
-                    module(rows_to_tensor(X, rows).to(self.device))
-                    for name in names:
-                        out = maps[name]
-                        if pooled and out.ndim > 2:
-                            out = out.flatten(2).mean(2)
-                        parts[name].append(out.float().cpu().numpy())
-        finally:
-            module.train(was_training)
-        return {name: np.concatenate(parts[name]) for name in names}

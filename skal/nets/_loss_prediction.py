@@ -18,6 +18,14 @@ true loss and, since ``d_i >= 0``, only ever pushes predictions up, which cannot
 learn a ranking. Its text, however, speaks of P/2 pairs formed in a mini-batch
 and of robustness to scale, which is Learning Loss's construction; skal
 implements that (``sign(l_i - l_j)`` as the direction) for both strategies.
+
+How a net gets one
+------------------
+:class:`LossPredictionMixin` (part of :class:`skal.nets.SkalNetClassifier`) owns
+the whole mechanism: the ``loss_prediction`` parameter, the forward hooks
+(:class:`FeatureRecorder`) on the feature layers, the second skorch module
+``loss_module_`` (in the optimizer with the network), the ranking loss added to
+the training loss, and :meth:`~LossPredictionMixin.predict_loss`.
 """
 
 import math
@@ -25,7 +33,12 @@ import math
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.utils import gen_batches
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
+
+from .._config import get_config
+from ._batches import rows_to_tensor
 
 
 class LossPrediction(BaseEstimator):
@@ -156,3 +169,138 @@ class FeatureRecorder:
 
     def __call__(self, _module, _inputs, output):
         self.store[self.name] = output
+
+
+class LossPredictionMixin:
+    """Loss prediction for a skorch net (see the module docstring).
+
+    Cooperative mixin of :class:`skal.nets.SkalNetClassifier`. It needs from the
+    net ``_inspect_training_input(X)`` (called at ``fit`` with the validated
+    input, whose first rows size the loss module by a dry run) and
+    ``_validate_X``. Without ``loss_prediction`` every method here passes through.
+
+    Parameters
+    ----------
+    loss_prediction : LossPrediction or None, default=None
+        Settings of the loss-prediction module; None trains the network alone.
+    """
+
+    def __init__(self, *args, loss_prediction=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_prediction = loss_prediction
+
+    def set_params(self, **params):
+        """skorch's ``set_params``; ``loss_prediction__<field>`` reaches the settings."""
+        prefix = "loss_prediction__"
+        nested = {
+            k[len(prefix) :]: params.pop(k)
+            for k in list(params)
+            if k.startswith(prefix)
+        }
+        super().set_params(**params)
+        if nested:
+            if self.loss_prediction is None:
+                raise ValueError(f"{list(nested)} given but loss_prediction is None.")
+            self.loss_prediction.set_params(**nested)
+        return self
+
+    def _inspect_training_input(self, X):
+        super()._inspect_training_input(X)
+        self.example_input_ = X[:2]  # sizes the loss-prediction module at initialize
+
+    def initialize_module(self):
+        """The net's module, then the loss-prediction module attached to it."""
+        super().initialize_module()
+        if self.loss_prediction is not None:
+            self._attach_loss_prediction()
+        return self
+
+    def _attach_loss_prediction(self):
+        """Hook the feature layers and build the loss module, sized by a dry run."""
+        settings = self.loss_prediction
+        layers = settings.layers or getattr(
+            self.module_, "default_feature_layers", None
+        )
+        if not layers:
+            raise ValueError(
+                f"loss_prediction needs layer names: {type(self.module_).__name__} "
+                f"has no default_feature_layers; pass LossPrediction(layers=[...])."
+            )
+        named = dict(self.module_.named_modules())
+        unknown = [name for name in layers if name not in named]
+        if unknown:
+            raise ValueError(f"Unknown layers {unknown}; available: {list(named)[1:]}.")
+        self.loss_features_ = {}
+        for name in layers:
+            named[name].register_forward_hook(
+                FeatureRecorder(self.loss_features_, name)
+            )
+        self.module_.eval()
+        with torch.no_grad():
+            self.module_(rows_to_tensor(self.example_input_, slice(0, 2)))
+        self.module_.train()
+        channels = [self.loss_features_[name].shape[1] for name in layers]
+        self.loss_module_ = LossPredictionModule(channels, settings.width)
+        self.loss_layers_ = list(layers)
+
+    def _predicted_loss(self, detach=False):
+        features = [self.loss_features_[name] for name in self.loss_layers_]
+        if detach:
+            features = [f.detach() for f in features]
+        return self.loss_module_(features)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Target loss, plus the weighted ranking loss of the loss-prediction module."""
+        target_loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if self.loss_prediction is None or not training:
+            return target_loss
+        settings = self.loss_prediction
+        per_sample = torch.nn.functional.cross_entropy(
+            y_pred, y_true.to(y_pred.device).long(), reduction="none"
+        )
+        # Epochs count within this fit: warm-started rounds restart the schedule.
+        epoch = len(self.history) - 1 - getattr(self, "fit_start_epoch_", 0)
+        first_detached = settings.first_detached_epoch(self.max_epochs)
+        detach = first_detached is not None and epoch >= first_detached
+        predicted = self._predicted_loss(detach=detach)
+        return target_loss + settings.weight * ranking_loss(
+            predicted, per_sample, settings.margin
+        )
+
+    def predict_loss(self, X):
+        """Losses predicted by the loss-prediction module, chunk by chunk.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, ...)
+
+        Returns
+        -------
+        predicted : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        if self.loss_prediction is None:
+            raise TypeError(
+                f"This {type(self).__name__} was trained without a loss-prediction "
+                f"module: set loss_prediction=LossPrediction() and fit again."
+            )
+        X = self._validate_X(X, reset=False)
+        was_training = self.module_.training
+        self.module_.eval()
+        self.loss_module_.eval()
+        predicted = []
+        try:
+            with torch.inference_mode():
+                for rows in gen_batches(X.shape[0], get_config()["chunk_size"]):
+                    self.module_(rows_to_tensor(X, rows).to(self.device))
+                    predicted.append(self._predicted_loss().float().cpu().numpy())
+        finally:
+            self.module_.train(was_training)
+            self.loss_module_.train(was_training)
+        return np.concatenate(predicted)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # History rows before this fit (partial_fit, warm start): the detach
+        # schedule counts epochs from here.
+        self.fit_start_epoch_ = len(self.history)
+        return super().on_train_begin(net, X=X, y=y, **kwargs)

@@ -7,13 +7,24 @@ sparse CSR batch with ``embedding_bag`` and yields a sparse gradient over those 
 :class:`LazyMomentumSGD` then applies SGD with momentum to those rows only, and owes
 every other row its momentum-only steps, which it applies in closed form when the row
 is next read (:meth:`LazyMomentumSGD.catch_up`, :meth:`LazyMomentumSGD.flush`).
+:class:`LazySparseMixin` is how :class:`skal.nets.SkalNetClassifier` uses them:
+it chooses the optimizer, keeps batches sparse, catches rows up before each
+forward pass and flushes them whenever the weights are read.
 """
 
 import math
 
 import torch
 import torch.nn.functional as F
+from scipy import sparse
 from torch import nn
+
+from ._batches import BatchSlicer
+from ._lean import sparse_batch
+
+# torch.optim.SGD arguments LazyMomentumSGD accepts (it rejects non-default values
+# of all but lr and momentum).
+_LAZY_SGD_ARGS = {"lr", "momentum", "dampening", "weight_decay", "nesterov"}
 
 
 class SparseInputLinear(nn.Module):
@@ -408,3 +419,112 @@ class LazyMomentumSGD(torch.optim.Optimizer):
         if "row_step" in state:
             state["row_step"].fill_(state["step"])
             state["touched"] = torch.ones_like(state["row_step"], dtype=torch.bool)
+
+
+class LazySparseMixin:
+    """Sparse input trained with :class:`LazyMomentumSGD` (see the module docstring).
+
+    Cooperative mixin of :class:`skal.nets.SkalNetClassifier`. When the training
+    input is sparse, the module sets ``accepts_sparse_input = True`` and the
+    optimizer is plain ``torch.optim.SGD`` (no weight decay, dampening or
+    Nesterov), the optimizer becomes :class:`LazyMomentumSGD` and training
+    batches stay sparse. Stale weight rows are caught up before each forward pass
+    (skorch's loop) or gathered caught up (the lean loop, :class:`GatheredBatch`),
+    and every row is flushed after each training epoch and at the end of training,
+    so validation, callbacks and predictions read current weights.
+
+    Parameters
+    ----------
+    lazy_sparse_updates : bool, default=True
+        False keeps ``torch.optim.SGD``: sparse batches are then densified.
+    """
+
+    def __init__(self, *args, lazy_sparse_updates=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_sparse_updates = lazy_sparse_updates
+
+    def _inspect_training_input(self, X):
+        super()._inspect_training_input(X)
+        self.sparse_input_ = sparse.issparse(X)  # chooses the optimizer at initialize
+
+    def initialize_optimizer(self, *args, **kwargs):
+        """Create the optimizer; plain SGD on sparse input becomes LazyMomentumSGD."""
+        super().initialize_optimizer(*args, **kwargs)
+        if not (
+            self.lazy_sparse_updates
+            and getattr(self, "sparse_input_", False)
+            and getattr(self.module_, "accepts_sparse_input", False)
+            and self.optimizer is torch.optim.SGD
+        ):
+            return self
+        params = self.get_all_learnable_params()
+        opt_args, opt_kwargs = self.get_params_for_optimizer("optimizer", params)
+        if set(opt_kwargs) <= _LAZY_SGD_ARGS:
+            try:
+                self.optimizer_ = LazyMomentumSGD(*opt_args, **opt_kwargs)
+            except ValueError:
+                pass  # weight decay, Nesterov, dampening: keep the dense SGD
+        return self
+
+    def _lazy(self):
+        return isinstance(getattr(self, "optimizer_", None), LazyMomentumSGD)
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's iterator; batches stay sparse when the module accepts them.
+
+        Training batches stay sparse only with :class:`LazyMomentumSGD`: other
+        optimizers get dense batches, hence dense gradients they all support.
+        """
+        iterator = super().get_iterator(dataset, training=training)
+        if isinstance(iterator, BatchSlicer):
+            accepts = getattr(self.module_, "accepts_sparse_input", False)
+            iterator.keep_sparse = accepts and (self._lazy() or not training)
+        return iterator
+
+    def train_step_single(self, batch, **fit_params):
+        """The net's step, after catching up the weight rows the batch will read."""
+        Xi = batch[0]
+        if self._lazy() and getattr(Xi, "layout", None) == torch.sparse_csr:
+            rows = Xi.col_indices()
+            for layer in self.module_.modules():
+                if isinstance(layer, SparseInputLinear):
+                    self.optimizer_.catch_up(layer.weight, rows)
+        return super().train_step_single(batch, **fit_params)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """The net's epoch; after training, bring every weight up to date.
+
+        The flush runs before validation and the ``on_epoch_end`` callbacks
+        (scoring, checkpoints), which read the weights.
+        """
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if training and self._lazy():
+            self.optimizer_.flush()
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # Also after an interrupted epoch (skorch catches KeyboardInterrupt).
+        if self._lazy():
+            self.optimizer_.flush()
+        return super().on_train_end(net, X=X, y=y, **kwargs)
+
+    # --- the lean loop's sparse batches (skal/nets/_lean.py) ------------------------
+    def _lean_supports_input(self, iterator):
+        """Sparse batches train lean only as gathered rows of one SparseInputLinear."""
+        if sparse.issparse(iterator.dataset.X) and iterator.keep_sparse:
+            return self._sparse_layer() is not None
+        return super()._lean_supports_input(iterator)
+
+    def _sparse_layer(self):
+        """The module's single SparseInputLinear when LazyMomentumSGD trains it."""
+        layers = [m for m in self.module_.modules() if isinstance(m, SparseInputLinear)]
+        if not self._lazy() or len(layers) != 1:
+            return None
+        return layers[0]
+
+    def _lean_batch(self, X, start, stop):
+        if not isinstance(X, tuple):  # dense
+            return super()._lean_batch(X, start, stop)
+        offsets, columns, values = sparse_batch(X, start, stop)
+        rows, local = torch.unique(columns, return_inverse=True)
+        weight = self.optimizer_.gather_rows(self._sparse_layer().weight, rows)
+        return GatheredBatch(offsets, local, values, weight)

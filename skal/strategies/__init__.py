@@ -1,5 +1,6 @@
 """Query strategies: one module per family, each strategy registered by name."""
 
+from ..distributed import query_dask_pool
 from ._registry import available_strategies, get_strategy, register
 from .bandit import ALBL
 from .base import QueryStrategy, prepare_estimator, top_n
@@ -19,6 +20,9 @@ from .npc import NPC
 from .probcover import ProbCover
 from .typiclust import TypiClust
 from .uncertainty import Entropy, LeastConfidence, Margin, RandomSampling
+
+# Dask pools go to skal.distributed (which imports dask only when used).
+QueryStrategy._dask_query = staticmethod(query_dask_pool)
 
 __all__ = [
     "ALBL",

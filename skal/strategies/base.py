@@ -14,6 +14,7 @@ to the (already trained) estimator; it never trains the estimator. ``query`` ret
 """
 
 import contextlib
+import sys
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -58,6 +59,9 @@ class QueryStrategy(BaseEstimator):
     # scores of chunks would then differ from the scores of the whole pool, so
     # `query` scores the candidates in one call.
     scores_in_one_call = False
+    # skal.distributed.query_dask_pool, set by skal.strategies: the distributed
+    # layer builds on the strategies, so this module cannot import it.
+    _dask_query = None
 
     def fit(self, X, y, *, estimator=None):
         """Prepare the strategy from the labeled set and the trained estimator.
@@ -102,7 +106,9 @@ class QueryStrategy(BaseEstimator):
         Parameters
         ----------
         X_pool : array-like, DataFrame or sparse matrix of shape (n_pool, n_features)
-            Candidate points.
+            Candidate points. A Dask array or DataFrame is queried on the
+            current ``dask.distributed`` client, with the same answer (see
+            :mod:`skal.distributed` for the strategies that support it).
         n : int
             Number of points to select, ``1 <= n <= n_pool`` (or
             ``len(candidates)``).
@@ -118,6 +124,8 @@ class QueryStrategy(BaseEstimator):
             Distinct row indices into ``X_pool`` (among ``candidates``), most
             informative first where the strategy ranks.
         """
+        if _is_dask_collection(X_pool):  # a pool spread over a cluster
+            return QueryStrategy._dask_query(self, X_pool, n, candidates)
         X_pool = self._check_pool(X_pool)
         candidates = _check_candidates(candidates, X_pool.shape[0])
         size = X_pool.shape[0] if candidates is None else len(candidates)
@@ -144,6 +152,11 @@ class QueryStrategy(BaseEstimator):
         -------
         scores : ndarray of shape (n_pool,)
         """
+        if _is_dask_collection(X_pool):
+            raise TypeError(
+                f"{type(self).__name__}.score does not take a Dask pool; use "
+                f"query(X_pool, n), or X_pool.compute() if the pool fits in memory."
+            )
         X_pool = self._check_pool(X_pool)
         with _numerical_errors_raise(self):
             return self._checked_scores(self._score(X_pool))
@@ -187,12 +200,15 @@ class QueryStrategy(BaseEstimator):
             f"one by one; use query()."
         )
 
-    def _check_pool(self, X_pool):
+    def _check_fitted(self):
         if not hasattr(self, "n_features_in_"):
             raise NotFittedError(
                 f"This {type(self).__name__} is not fitted yet: call "
                 f"fit(X_labeled, y_labeled, estimator=...) before query or score."
             )
+
+    def _check_pool(self, X_pool):
+        self._check_fitted()
         return check_pool(
             X_pool, n_features=self.n_features_in_, owner=type(self).__name__
         )
@@ -206,6 +222,12 @@ class QueryStrategy(BaseEstimator):
                 "are not finite (did training diverge? try a lower learning rate)."
             )
         return scores
+
+
+def _is_dask_collection(X):
+    """True for a Dask array or DataFrame (without importing dask)."""
+    dask = sys.modules.get("dask")
+    return dask is not None and dask.is_dask_collection(X)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,9 @@ O(N C) whatever ``T`` is.
 During the passes only the dropout layers are in training mode; everything else,
 batch normalization in particular, is in evaluation mode, so the running
 statistics are used and never updated. The masks are drawn from torch's generator
-inside :func:`torch.random.fork_rng`, seeded from ``random_state``: the global
-torch random state is left as it was.
+inside :func:`torch.random.fork_rng`, seeded per chunk from ``random_state``
+(:func:`chunk_seed`): the global torch random state is left as it was, and a
+partitioned pool (:mod:`skal.distributed`) gets the same masks.
 
 Cost: ``T`` forward passes over the pool, of which only the part from the first
 dropout layer on is random. Where the network is a chain of ``nn.Sequential``
@@ -33,6 +34,7 @@ Gal, Y., Islam, R. & Ghahramani, Z. (2017). Deep Bayesian Active Learning with
 Image Data. ICML.
 """
 
+import threading
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -113,14 +115,40 @@ def mc_dropout_statistics(net, X, n_samples=20, random_state=None, *, chunk_size
         not touched).
     chunk_size : int, default=None
         Rows per chunk; default from :func:`skal.get_config`. The masks depend on
-        the chunking (passes run chunk by chunk, ``T`` passes per chunk).
+        the chunking: the ``T`` passes of chunk ``k`` draw their masks from the
+        torch seed :func:`chunk_seed` ``(seed, k)``, so a chunk's masks do not
+        depend on where (on which machine or Dask partition) it is scored.
 
     Returns
     -------
     MCDropoutStatistics
     """
+    seed = draw_torch_seed(random_state)
+    return seeded_mc_dropout_statistics(net, X, n_samples, seed, chunk_size=chunk_size)
+
+
+# Dropout draws its masks from torch's process-wide generator: two threads
+# seeding and drawing at once (Dask workers in one process) would mix streams.
+_TORCH_RNG_LOCK = threading.Lock()
+
+
+def draw_torch_seed(random_state):
+    """The query's torch seed, one draw from ``random_state``."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def chunk_seed(seed, chunk_index):
+    """Torch seed of the masks of chunk ``chunk_index`` (rows ``k * chunk_size`` on)."""
+    return int(np.random.SeedSequence([seed, chunk_index]).generate_state(1)[0])
+
+
+def seeded_mc_dropout_statistics(
+    net, X, n_samples, seed, *, chunk_size=None, first_chunk=0
+):
+    """:func:`mc_dropout_statistics` with the torch seed given; ``X``'s first chunk
+    is the pool's chunk ``first_chunk`` (a partition starting at a chunk boundary).
+    """
     check_dropout_net(net)
-    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     module = net.module_
     n_classes = len(net.classes_)
     layer = embeddings.output_layer(module, n_classes=n_classes)
@@ -146,11 +174,14 @@ def mc_dropout_statistics(net, X, n_samples=20, random_state=None, *, chunk_size
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     modes = [(m, m.training) for m in module.modules()]
     try:
-        with torch.random.fork_rng(devices=fork_devices), torch.inference_mode():
-            torch.manual_seed(seed)
+        with (
+            _TORCH_RNG_LOCK,
+            torch.random.fork_rng(devices=fork_devices),
+            torch.inference_mode(),
+        ):
             module.eval()
             tail = None
-            for rows in embeddings.chunks(n_rows, chunk_size):
+            for index, rows in enumerate(embeddings.chunks(n_rows, chunk_size)):
                 batch = rows_to_tensor(X, rows, keep_sparse=keep_sparse).to(device)
                 if rows.start == 0:
                     if split is not None:
@@ -159,6 +190,7 @@ def mc_dropout_statistics(net, X, n_samples=20, random_state=None, *, chunk_size
                         tail = _verified_tail(module, batch, split[1], captured)
                     for m in dropouts:
                         m.train()
+                torch.manual_seed(chunk_seed(seed, first_chunk + index))
                 sums = _PassSums(batch.shape[0], n_classes, device)
                 for t in range(n_samples):
                     if t == 0 or tail is None:
@@ -265,11 +297,15 @@ class _MCDropoutStrategy(QueryStrategy):
         self.random_state_ = check_random_state(self.random_state)
 
     def _score(self, X_pool):
+        return self.seeded_scores(X_pool, draw_torch_seed(self.random_state_))
+
+    def seeded_scores(self, X_pool, seed, first_chunk=0):
+        """Scores with the query's torch seed (:func:`seeded_mc_dropout_statistics`)."""
         # Checked here rather than in fit, so that a bad pool is reported first.
         check_dropout_net(self.estimator_, owner=type(self).__name__)
         return self.acquisition(
-            mc_dropout_statistics(
-                self.estimator_, X_pool, self.n_samples, self.random_state_
+            seeded_mc_dropout_statistics(
+                self.estimator_, X_pool, self.n_samples, seed, first_chunk=first_chunk
             )
         )
 

@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import Interval
 
 from .. import gradients
 from ._registry import register
+from .base import top_n
 from .gradient import GradDiscrepancy
 
 
@@ -105,8 +106,12 @@ class GradKMeans(GradDiscrepancy):
 
 
 def top_candidates(scores, n, factor):
-    """Indices (ascending) of the ``ceil(factor * n)`` highest scores (all if None)."""
+    """Indices (ascending) of the ``ceil(factor * n)`` highest scores (all if None).
+
+    Ties at the cut go to the lower index (:func:`~skal.strategies.top_n`), so a
+    partitioned pool (:mod:`skal.distributed`) gets the same candidates.
+    """
     m = len(scores) if factor is None else int(np.ceil(factor * n))
     if m >= len(scores):
         return np.arange(len(scores))
-    return np.sort(np.argpartition(-scores, m - 1)[:m])
+    return np.sort(top_n(scores, m))

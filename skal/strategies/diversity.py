@@ -186,33 +186,76 @@ def farthest_first(points, nearest, n, random_state):
     picks : ndarray of shape (n,)
         Distinct row indices in the order picked.
     """
-    nearest = np.array(nearest, dtype=np.float64)
-    sq_norms = _row_sq_norms_float64(points)
-    coords, residual, slack = _pruning_bound(points, sq_norms)
-    half_sq_coords = 0.5 * np.einsum("ij,ij->i", coords, coords)
+    distances = NearestDistances(points, nearest)
     picks = []
     for _ in range(n):
-        if np.isinf(nearest).all():
+        if np.isinf(distances.nearest).all():
             pick = int(random_state.randint(points.shape[0]))
         else:
-            pick = int(np.argmax(nearest))
+            pick = int(np.argmax(distances.nearest))
         picks.append(pick)
+        distances.add_center(*distances.center(pick), row=pick)
+    return np.asarray(picks)
+
+
+class NearestDistances:
+    """Each point's squared distance to its nearest center, lowered center by center.
+
+    See :func:`farthest_first` for the bound that spares most exact distances.
+    A center is one of the points (``row``) or a vector from elsewhere (another
+    partition of the pool, :mod:`skal.distributed`), placed in these points'
+    principal frame; either way the distances are those of the plain update.
+
+    Parameters
+    ----------
+    points : ndarray or CSR matrix of shape (N, D)
+    nearest : ndarray of shape (N,)
+        Squared distance to the nearest center so far (``inf`` without one).
+    """
+
+    def __init__(self, points, nearest):
+        self.points = points
+        self.nearest = np.array(nearest, dtype=np.float64)
+        self.sq_norms = _row_sq_norms_float64(points)
+        self.frame = principal_frame(points)
+        self.coords, self.residual, self.slack = frame_coordinates(
+            points, self.sq_norms, self.frame
+        )
+        self.half_sq_coords = 0.5 * np.einsum("ij,ij->i", self.coords, self.coords)
+
+    def center(self, row):
+        """``(vector, squared norm)`` of point ``row``."""
+        return gradients._dense(self.points[row]).ravel(), self.sq_norms[row]
+
+    def add_center(self, vector, sq_norm, row=None):
+        """Lower the distances to a new center; ``row``: it is this point (never
+        picked again)."""
+        if row is None:
+            coords, residual, slack = (
+                v[0]
+                for v in frame_coordinates(
+                    vector[None], np.array([sq_norm]), self.frame
+                )
+            )
+            half_sq = 0.5 * coords @ coords
+        else:
+            coords, residual = self.coords[row], self.residual[row]
+            slack, half_sq = self.slack[row], self.half_sq_coords[row]
         # Half the lower bound, built in place (one N-vector, no temporaries).
-        bound = coords @ -coords[pick]
-        bound += half_sq_coords
-        bound += half_sq_coords[pick]
-        gap = residual - residual[pick]
+        bound = self.coords @ -coords
+        bound += self.half_sq_coords
+        bound += half_sq
+        gap = self.residual - residual
         gap *= gap
         gap *= 0.5
         bound += gap
-        bound -= slack + slack[pick]
-        rows = np.flatnonzero(2 * bound < nearest)
-        center = gradients._dense(points[pick]).ravel()
-        to_center = sq_norms[rows] + sq_norms[pick]
-        to_center -= 2 * gradients._dense(points[rows] @ center).ravel()
-        nearest[rows] = np.minimum(nearest[rows], np.maximum(to_center, 0.0))
-        nearest[pick] = -1.0  # never pick twice, even among duplicates
-    return np.asarray(picks)
+        bound -= self.slack + slack
+        rows = np.flatnonzero(2 * bound < self.nearest)
+        to_center = self.sq_norms[rows] + sq_norm
+        to_center -= 2 * gradients._dense(self.points[rows] @ vector).ravel()
+        self.nearest[rows] = np.minimum(self.nearest[rows], np.maximum(to_center, 0.0))
+        if row is not None:
+            self.nearest[row] = -1.0  # never pick twice, even among duplicates
 
 
 def _row_sq_norms_float64(points):
@@ -231,6 +274,11 @@ def _pruning_bound(points, sq_norms):
     ``slack`` (1e-6 of the squared norms) covers both, keeping the bound below
     the exact distance.
     """
+    return frame_coordinates(points, sq_norms, principal_frame(points))
+
+
+def principal_frame(points):
+    """``(mean, directions)``: a few principal directions of a fixed-seed sample."""
     n_rows, n_dims = points.shape
     k = min(_BOUND_DIRECTIONS, n_dims, n_rows)
     # A fixed-seed sample: the bound must not consume the strategy's random draws.
@@ -239,7 +287,16 @@ def _pruning_bound(points, sq_norms):
     mean = sample.mean(0)
     centered = sample - mean
     _, vectors = np.linalg.eigh(centered.T @ centered)
-    directions = vectors[:, ::-1][:, :k]
+    return mean, vectors[:, ::-1][:, :k]
+
+
+def frame_coordinates(points, sq_norms, frame):
+    """``(coords, residual, slack)`` of ``points`` in ``frame`` (see :func:`_pruning_bound`).
+
+    Any frame gives a valid bound, so a center from elsewhere (another partition
+    of a pool, :mod:`skal.distributed`) can be placed in these points' frame.
+    """
+    mean, directions = frame
     coords = gradients._dense(points @ directions).astype(np.float64)
     coords -= mean @ directions
     centered_sq = sq_norms - 2 * gradients._dense(points @ mean).ravel() + mean @ mean

@@ -218,7 +218,7 @@ class _LazyDiscrepancy:
     in ``exact_x``.
     """
 
-    def __init__(self, factors, M, n_reference, n):
+    def __init__(self, factors, M, n_reference, n, non_negative=None):
         self.a, self.h = factors.a, factors.h
         self.a_t = np.ascontiguousarray(self.a.T)  # v @ a_t: 2x faster than a @ v
         self.sq_norms = factors.sq_norms().astype(np.float64)
@@ -226,7 +226,11 @@ class _LazyDiscrepancy:
         # inside their bounds.
         h_norms = np.sqrt(gradients._row_sq_norms(self.h)).astype(np.float64)
         self.h_norms = h_norms * (1 + 1e-5) + 1e-30
-        self.non_negative = _has_no_negative_entry(self.h)
+        # Across partitions (skal.distributed) every partition's h must be
+        # non-negative for the [0, b] bound: the caller passes the common answer.
+        self.non_negative = (
+            _has_no_negative_entry(self.h) if non_negative is None else non_negative
+        )
         self.count = n_reference
         inner = factors.inner_with_matrix(np.asarray(M, dtype=np.float64))
         self.exact = n_reference * inner.astype(np.float64)
@@ -241,8 +245,12 @@ class _LazyDiscrepancy:
     def pick(self):
         pick = self._exact_argmax()
         self.key[pick] = -np.inf
-        self._defer(pick)
+        self.fold(*self.picked_row(pick))
         return pick
+
+    def picked_row(self, row):
+        """What :meth:`fold` needs of row ``row``: ``a``, dense ``h~``, widened norm."""
+        return self.a[row], _row(self.h, row), self.h_norms[row]
 
     def _exact_argmax(self):
         while True:
@@ -265,16 +273,17 @@ class _LazyDiscrepancy:
         self.width[rows] = 0.0
         self.seen[rows] = t
 
-    def _defer(self, pick):
-        """Fold the pick into the reference, its products as bounds only."""
+    def fold(self, a_pick, h_pick, h_norm_pick):
+        """Fold a pick (of these rows or another partition's) into the reference,
+        its products with every row as bounds only."""
         t = self.n_picked
-        self.picked_a[t] = self.a[pick]
-        self.picked_h[t] = _row(self.h, pick)
+        self.picked_a[t] = a_pick
+        self.picked_h[t] = h_pick
         self.n_picked += 1
         self.count += 1
-        bound = (self.a[pick] @ self.a_t).astype(np.float64)
+        bound = (a_pick @ self.a_t).astype(np.float64)
         bound *= self.h_norms
-        bound *= self.h_norms[pick]  # |(a_x . a*)(h~_x . h~*)| <= |bound|
+        bound *= h_norm_pick  # |(a_x . a*)(h~_x . h~*)| <= |bound|
         self.key += self.sq_norms
         if self.non_negative:  # the product lies between 0 and bound
             self.key -= 2 * np.minimum(bound, 0)

@@ -2,10 +2,12 @@
 
 import codecs
 import gzip
+import inspect
 import io
 import json
 import lzma
 import pickle
+import re
 import tarfile
 from pathlib import Path
 from urllib.error import URLError
@@ -390,3 +392,30 @@ def test_real_copies_row_counts():
     assert len(groups) == 20
     counts = [sum(g == groups[k] for g, _, _ in docs["train"]) for k in (0, 19)]
     assert counts == [480, 377]
+
+
+@pytest.mark.parametrize("name", ds.__all__)
+def test_every_parameter_is_documented_once_placeholders_are_filled(name):
+    """Shared docstring entries (``{data_home}`` ...) are filled in at import."""
+    function = getattr(ds, name)
+    doc = function.__doc__
+    section = doc[doc.index("Parameters\n") : doc.index("Returns\n")]
+    assert not re.search(r"^\s*\{\w+\}\s*$", section, flags=re.MULTILINE)
+    documented = set()
+    for line in section.splitlines()[2:]:
+        if " : " in line and line.startswith("    ") and not line.startswith(" " * 5):
+            documented.update(n.strip() for n in line.split(" : ")[0].split(","))
+    assert documented == set(inspect.signature(function).parameters), name
+
+
+def test_shared_docs_rejects_an_unknown_entry():
+    def loader():
+        """Load.
+
+        Parameters
+        ----------
+        {no_such_entry}
+        """
+
+    with pytest.raises(KeyError, match="no_such_entry"):
+        _base.shared_docs(loader)

@@ -5,8 +5,16 @@ from sklearn.base import clone
 from torch import nn
 
 from skal import ActiveLearner, embeddings
-from skal.nets import CNNClassifier, CNNModule, ImageInput, RandomCropFlip
+from skal.gradients import per_sample_gradient_norms
+from skal.nets import (
+    CNNClassifier,
+    CNNModule,
+    ImageInput,
+    LossPrediction,
+    RandomCropFlip,
+)
 from skal.nets._cnn import image_layout
+from skal.nets._loss_prediction import FeatureRecorder
 from skal.strategies import available_strategies
 
 
@@ -134,37 +142,56 @@ def test_forward_pass_features_equal_module_features():
     assert embeddings.output_layer(module) is module.output_layer
 
 
+def recorded_outputs(module, names, X):
+    """Outputs of the named submodules in one forward pass, recorded by the hooks
+    loss prediction uses (FeatureRecorder)."""
+    outputs, modules = {}, dict(module.named_modules())
+    hooks = [
+        modules[name].register_forward_hook(FeatureRecorder(outputs, name))
+        for name in names
+    ]
+    try:
+        module(X)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
 def test_intermediate_feature_maps_by_name():
     X, y = images(6, 32, 3)
     net = tiny_cnn("resnet18").fit(X, y)
-    assert net.module_.feature_layers == ("layer1", "layer2", "layer3", "layer4")
-    assert net.module_.default_feature_layers[0] == "backbone.layer1"
-    maps = net.intermediate_features(X, chunk_size=4)
+    module = net.module_.eval()
+    assert module.feature_layers == ("layer1", "layer2", "layer3", "layer4")
+    layers = module.default_feature_layers
+    assert layers == tuple(f"backbone.layer{i}" for i in range(1, 5))
+    with torch.no_grad():
+        maps = recorded_outputs(
+            module, [*layers, "backbone.stem", "head"], torch.from_numpy(X)
+        )
     # width 0.125: 8, 16, 32, 64 channels at 32, 16, 8, 4 pixels.
-    assert maps["layer1"].shape == (6, 8, 32, 32)
-    assert maps["layer2"].shape == (6, 16, 16, 16)
-    assert maps["layer3"].shape == (6, 32, 8, 8)
-    assert maps["layer4"].shape == (6, 64, 4, 4)
-    assert set(maps) == {"layer1", "layer2", "layer3", "layer4"}
-    stem = net.intermediate_features(X, "stem")["stem"]
-    assert stem.shape == (6, 8, 32, 32)
-    pooled = net.intermediate_features(X, ["layer4", "head"], pooled=True)
-    np.testing.assert_allclose(pooled["layer4"], maps["layer4"].mean((2, 3)), atol=1e-6)
+    assert maps["backbone.layer1"].shape == (6, 8, 32, 32)
+    assert maps["backbone.layer2"].shape == (6, 16, 16, 16)
+    assert maps["backbone.layer3"].shape == (6, 32, 8, 8)
+    assert maps["backbone.layer4"].shape == (6, 64, 4, 4)
+    assert maps["backbone.stem"].shape == (6, 8, 32, 32)
     np.testing.assert_allclose(
-        pooled["head"], embeddings.forward_pass(net, X).features, atol=1e-6
+        maps["head"], embeddings.forward_pass(net, X).features, atol=1e-6
     )
-    # Inside training code: the captured maps stay in the autograd graph.
-    module = net.module_.train()
-    with module.capture_layers(["layer3", "layer4"]) as captured:
-        logits = module(torch.from_numpy(X))
-    assert set(captured) == {"layer3", "layer4"} and logits.shape == (6, 3)
-    captured["layer4"].sum().backward()
+    # Inside training code: the recorded maps stay in the autograd graph.
+    module.train()
+    captured = recorded_outputs(
+        module, ["backbone.layer3", "backbone.layer4"], torch.from_numpy(X)
+    )
+    captured["backbone.layer4"].sum().backward()
     assert module.backbone.layer4[0].conv1.weight.grad is not None
-    assert not module.backbone.layer4._forward_hooks  # hooks removed
-    with pytest.raises(KeyError, match="layer1"):
-        module.intermediate_features(torch.from_numpy(X), ["layer9"])
-    lenet = tiny_cnn().fit(X, y)
-    assert set(lenet.intermediate_features(X)) == {"conv1", "conv2"}
+    with pytest.raises(ValueError, match="Unknown layers.*backbone.layer1"):
+        tiny_cnn(
+            "resnet18", loss_prediction=LossPrediction(layers=["backbone.layer9"])
+        ).fit(X, y)
+    lenet = tiny_cnn().fit(X, y).module_
+    assert lenet.default_feature_layers == ("backbone.conv1", "backbone.conv2")
+    assert set(lenet.backbone.feature_layers) == {"conv1", "conv2"}
 
 
 class Recorder:
@@ -186,7 +213,7 @@ def test_augmentation_only_in_training():
     assert len(recorder.shapes) == 2 * 3  # every training step, nothing else
     net.predict_proba(X)
     embeddings.forward_pass(net, X)
-    net.intermediate_features(X)
+    per_sample_gradient_norms(net, X)  # backward passes outside training
     assert len(recorder.shapes) == 6
     # An identity augmentation does not change training.
     plain = tiny_cnn(max_epochs=2).fit(X, y)
@@ -235,7 +262,9 @@ def test_custom_backbone_module_is_copied():
     assert net.module_.head[0].in_features == 16
     assert net.module_.backbone is not backbone
     assert not torch.equal(net.module_.backbone[0].weight, backbone[0].weight)
-    assert net.intermediate_features(X, ["0"])["0"].shape == (8, 4, 26, 26)
+    with torch.no_grad():
+        maps = recorded_outputs(net.module_, ["backbone.0"], torch.from_numpy(X))
+    assert maps["backbone.0"].shape == (8, 4, 26, 26)
 
 
 # Strategies that need a network trained with a loss-prediction module.
@@ -247,8 +276,6 @@ def test_every_strategy_runs_on_a_cnn_in_active_learner(strategy):
     X, y = images(30, 28, 1)
     params = dict(dropout=0.1, width=0.5)
     if strategy in NEEDS_LOSS_PREDICTION:
-        from skal.nets import LossPrediction
-
         params["loss_prediction"] = LossPrediction(width=8)
     learner = ActiveLearner(
         tiny_cnn(**params),
@@ -263,8 +290,6 @@ def test_every_strategy_runs_on_a_cnn_in_active_learner(strategy):
 
 
 def test_loss_prediction_reads_resnet_layers():
-    from skal.nets import LossPrediction
-
     X, y = images(8, 32, 3)
     net = tiny_cnn("resnet18", loss_prediction=LossPrediction(width=4)).fit(X, y)
     assert net.loss_layers_ == [f"backbone.layer{i}" for i in range(1, 5)]

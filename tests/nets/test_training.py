@@ -250,6 +250,32 @@ def test_defaults_learn_on_digits(digits):
     assert net.score(X[1000:], y[1000:]) > 0.85
 
 
+class PlainCrossEntropy(nn.Module):
+    """A criterion without a label_smoothing argument."""
+
+    def forward(self, logits, y):
+        return nn.functional.cross_entropy(logits, y)
+
+
+def test_default_loss_is_label_smoothed_cross_entropy(blobs):
+    """The reported loss is -(1 - e) log p_y - (e / C) sum_c log p_c, e = 0.1."""
+    X, y = blobs[0][:40], blobs[1][:40]
+    # lr 0, one batch: the loss is that of the initial weights, which stay.
+    net = small_mlp(lr=0.0, max_epochs=1, batch_size=40).fit(X, y)
+    with torch.no_grad():
+        log_p = torch.log_softmax(net.module_(torch.from_numpy(X)), 1).double()
+    n_classes = log_p.shape[1]
+    expected = -(0.9 * log_p[np.arange(40), y] + 0.1 / n_classes * log_p.sum(1))
+    assert net.history[-1, "train_loss"] == pytest.approx(float(expected.mean()))
+    paper = small_mlp(lr=0.0, max_epochs=1, batch_size=40)
+    paper.set_params(criterion__label_smoothing=0.0).fit(X, y)
+    plain = -log_p[np.arange(40), y].mean()
+    assert paper.history[-1, "train_loss"] == pytest.approx(float(plain))
+    # A criterion without the argument is built without it.
+    custom = small_mlp(criterion=PlainCrossEntropy).fit(X, y)
+    assert isinstance(custom.criterion_, PlainCrossEntropy)
+
+
 def test_first_layer_lr_scale(sparse_text):
     X, y = sparse_text
     net = small_mlp().fit(X, y)

@@ -59,15 +59,19 @@ def fitted_net(kind, X, y):
 
 def explicit_passes(net, X, n_samples, seed, chunk_size):
     """``(T, N, C)`` probabilities: chunk by chunk, ``T`` full forward passes each,
-    dropout on and everything else in eval mode, torch seeded with ``seed``."""
+    dropout on and everything else in eval mode, torch seeded per chunk ``k``
+    with ``SeedSequence([seed, k])``."""
     module = net.module_
     module.eval()
     for layer in dropout_layers(module):
         layer.train()
     proba = np.empty((n_samples, len(X), len(net.classes_)))
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
         for start in range(0, len(X), chunk_size):
+            chunk = start // chunk_size
+            torch.manual_seed(
+                int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
+            )
             batch = torch.as_tensor(X[start : start + chunk_size])
             for t in range(n_samples):
                 logits = module(batch).double().numpy()

@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from skal import ActiveLearner
 from skal.strategies import GradKMeans
 
-from ..test_gradients import materialize_discrepancy_problem
+from ..test_gradients import d2_draw, materialize_discrepancy_problem
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_grad_kmeans_equals_weighted_d2_sampling(
     picks = [int(np.argmax(scores))]
     while len(picks) < 12:
         d2 = ((G[:, None] - G[picks][None]) ** 2).sum(-1).min(1)
-        picks.append(int(rng.choice(len(G), p=d2 * tilt / (d2 * tilt).sum())))
+        picks.append(d2_draw(rng, d2 * tilt))
     strategy = GradKMeans(
         score_power=power, candidate_factor=factor, random_state=4
     ).fit(X_l, y_l, estimator=fitted_mlp)
@@ -46,7 +46,9 @@ def test_grad_kmeans_equals_weighted_d2_sampling(
 
 def test_grad_kmeans_rejects_a_candidate_factor_below_one(blobs, fitted_mlp):
     X, y = blobs
-    with pytest.raises(ValueError, match="'candidate_factor' parameter of GradKMeans must be"):
+    with pytest.raises(
+        ValueError, match="'candidate_factor' parameter of GradKMeans must be"
+    ):
         GradKMeans(candidate_factor=0.5).fit(X[:20], y[:20], estimator=fitted_mlp)
 
 

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from skal.strategies import BADGE, KCenterGreedy
 from skal.strategies.diversity import farthest_first
 
-from ..test_gradients import autograd_last_layer
+from ..test_gradients import autograd_last_layer, d2_draw
 
 
 @pytest.mark.parametrize("include_bias", [False, True])
@@ -30,7 +30,7 @@ def test_badge_equals_kmeans_plus_plus_on_autograd_embeddings(
     centers = [int(np.argmax((G**2).sum(1)))]
     while len(centers) < 15:
         d2 = cdist(G, G[centers], "sqeuclidean").min(1)
-        centers.append(int(rng.choice(len(G), p=d2 / d2.sum())))
+        centers.append(d2_draw(rng, d2))
     np.testing.assert_array_equal(picks, centers)
 
 
