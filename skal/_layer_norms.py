@@ -21,7 +21,7 @@ norms at once:
   delta_c,p xhat_c,p`` and ``d beta_c = sum_p delta_c,p``.
 
 Only norms are formed, never a per-sample copy of the parameters. On ResNet-18
-(32x32 images, one core) the norms cost ~3x a forward pass, of which ~2.4x is
+(32x32 images, one core) the norms cost ~3.5x a forward pass, of which ~2.5x is
 the forward and backward passes themselves (``benchmarks/resnet_norms.py``).
 Anything else (other layer types, a layer applied twice in one forward pass,
 a layer input changed in place) is reported so the caller can fall back to
@@ -403,10 +403,20 @@ def _pixel_gram_conv_sq_norms(layer, x, delta):
     return sq.double()
 
 
+# Values per block of samples in the batch norm form: its temporary then stays
+# in cache and in memory the allocator reuses (a fresh 30 MB temporary per layer
+# costs more in page faults than the arithmetic).
+_BATCH_NORM_BLOCK_VALUES = 2**18
+
+
 def _batch_norm_weight_sq_norms(layer, x, delta):
-    # d gamma_c = sum_p delta_cp (x_cp - mean_c) / std_c, with one temporary.
-    shape = (1, -1, 1, 1)
-    centered = x - layer.running_mean.view(shape)
-    centered.mul_(delta)
+    # d gamma_c = sum_p delta_cp (x_cp - mean_c) / std_c
+    mean = layer.running_mean.view(1, -1, 1, 1)
     inv_std = torch.rsqrt(layer.running_var + layer.eps)
-    return (centered.sum((2, 3)) * inv_std).double().pow(2).sum(1)
+    block = max(1, _BATCH_NORM_BLOCK_VALUES // x[0].numel())
+    d_gamma = []
+    for start in range(0, len(x), block):
+        centered = x[start : start + block] - mean
+        centered.mul_(delta[start : start + block])
+        d_gamma.append(centered.sum((2, 3)))
+    return (torch.cat(d_gamma) * inv_std).double().pow(2).sum(1)

@@ -165,6 +165,10 @@ def autograd_full_gradient_sq_norms(module, X, loss):
 @pytest.mark.parametrize("form", [None, *_layer_norms._CONV_FORMS])
 @pytest.mark.parametrize("loss", ["entropy", "pseudo_label"])
 def test_tiny_resnet_norms_equal_a_per_sample_autograd_loop(form, loss, monkeypatch):
+    # Blocks smaller than the chunks of 4 rows: pixel_gram's 9x9 stem in blocks
+    # of 3 and 1 (both paths), batch norm in blocks of 2.
+    monkeypatch.setattr(_layer_norms, "_PIXEL_GRAM_BLOCK_VALUES", 3 * 11**4)
+    monkeypatch.setattr(_layer_norms, "_BATCH_NORM_BLOCK_VALUES", 2 * 4 * 9 * 9)
     if form is not None:  # every conv in the given form
         original = _layer_norms._conv_weight_sq_norms
         monkeypatch.setattr(
