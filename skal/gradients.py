@@ -610,7 +610,7 @@ def per_sample_gradient_norms(
         running statistics (MLPs, LeNet, VGG, ResNet), one batched backward pass
         gives every layer's per-sample gradient norm in closed form, e.g.
         ``||delta_i|| ||x_i||`` for a linear weight (see :mod:`skal._layer_norms`),
-        without forming per-sample gradients of the whole network: ~3x a
+        without forming per-sample gradients of the whole network: ~3.5x a
         forward pass on ResNet-18 (``benchmarks/resnet_norms.py``).
         ``"vmap"``: ``torch.func`` per-sample gradients (any architecture).
         ``"auto"`` picks the first that applies.
