@@ -73,6 +73,7 @@ def _cell_task(
     n_rounds,
     batch_size,
     monitors,
+    warm_start=False,
 ):
     """One benchmark cell (runs on a worker).
 
@@ -95,6 +96,10 @@ def _cell_task(
         model=model,
         batch_size=batch_size,
         n_rounds=n_rounds,
+        warm_start=warm_start,
+        # A warm-started network needs every output from round 0 on. Only then:
+        # classes changes the first rounds' networks, hence the cold protocol's cells.
+        classes=np.unique(data.y_pool) if warm_start else None,
         callbacks=callbacks or None,
     )
     return rows.assign(strategy=strategy)  # the registered name, params or not
@@ -240,6 +245,7 @@ class _Run:
                     p.n_rounds,
                     p.batch_size,
                     monitors,
+                    p.warm_start,
                 ),
                 {},
             )

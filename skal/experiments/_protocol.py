@@ -240,6 +240,15 @@ class BenchmarkProtocol:
         convert=opt.boolean,
         action=argparse.BooleanOptionalAction,
     )
+    warm_start: bool = _protocol(
+        False,
+        "continue training the previous round's model each round (papers 002 "
+        "and 003, Algorithm 1) instead of retraining a fresh one (paper 001's "
+        "protocol); the initial set's model starts from a fresh initialization",
+        saved="protocol",
+        convert=opt.boolean,
+        action=argparse.BooleanOptionalAction,
+    )
     # --- execution --------------------------------------------------------------
     output_dir: str = _execution("skal-bench", "results directory", convert=opt.path)
     n_jobs: int = _execution(

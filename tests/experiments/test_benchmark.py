@@ -1,6 +1,7 @@
 """Tests for the benchmark runner: protocol, resume, failures, backends, report."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -221,6 +222,35 @@ def test_strategy_params_are_used_and_recorded(small_digits, tmp_path, monkeypat
     assert config["protocol"]["strategy_params"] == params
     with pytest.raises(TypeError):
         _run(small_digits, tmp_path, strategy_params={"margin": {"nope": 1}})
+
+
+def test_warm_start_reaches_the_learner_and_is_recorded(
+    small_digits, tmp_path, monkeypatch
+):
+    seen = []
+    real = _benchmark.run_cell
+
+    def spy(estimator, strategy, seed, data, **kwargs):
+        seen.append(kwargs["warm_start"])
+        return real(estimator, strategy, seed, data, **kwargs)
+
+    monkeypatch.setattr(_benchmark, "run_cell", spy)
+    with warnings.catch_warnings():
+        # The network has every class's output from round 0: no fresh restarts.
+        warnings.filterwarnings("error", message="warm_start")
+        _run(
+            small_digits,
+            tmp_path / "warm",
+            strategies=["random"],
+            seeds=1,
+            warm_start=True,
+        )
+    _run(small_digits, tmp_path / "cold", strategies=["random"], seeds=1)
+    assert seen == [True, False]
+    config = json.loads((tmp_path / "warm" / "config.json").read_text())
+    assert config["protocol"]["warm_start"] is True
+    with pytest.raises(ValueError, match="warm_start"):  # a resume keeps the protocol
+        _run(small_digits, tmp_path / "warm", strategies=["random"], seeds=1)
 
 
 def test_budget_larger_than_the_pool_is_refused(small_digits, tmp_path):

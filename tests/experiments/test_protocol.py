@@ -38,6 +38,7 @@ EXAMPLES = {
     "evaluate": ("ssl", ["ssl"], ("ssl",)),
     "ssl_every": (3, ["3"], 3),
     "stopping": (True, [], True),  # --stopping
+    "warm_start": (True, [], True),  # --warm-start
     "output_dir": ("/tmp/out", ["/tmp/out"], "/tmp/out"),
     "n_jobs": (3, ["3"], 3),
     "dask": ("tcp://10.0.0.1:8786", ["tcp://10.0.0.1:8786"], "tcp://10.0.0.1:8786"),
