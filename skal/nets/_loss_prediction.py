@@ -243,6 +243,17 @@ class LossPredictionMixin:
         self.loss_module_ = LossPredictionModule(channels, settings.width)
         self.loss_layers_ = list(layers)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # skorch pickles module_ (with its feature hooks) in a stream of its own,
+        # so after pickle or deepcopy the hooks fill a copy of loss_features_:
+        # point them back at this net's store.
+        if getattr(self, "loss_layers_", None) is not None:
+            for module in self.module_.modules():
+                for hook in module._forward_hooks.values():
+                    if isinstance(hook, FeatureRecorder):
+                        hook.store = self.loss_features_
+
     def _predicted_loss(self, detach=False):
         features = [self.loss_features_[name] for name in self.loss_layers_]
         if detach:

@@ -161,3 +161,22 @@ def test_detach_schedule_restarts_with_each_warm_started_fit(digits_module):
     # detach_epoch=1 and detach_epoch=3 differ (3 would never detach in either fit).
     assert not np.allclose(continued(1), continued(3), atol=1e-4)
     np.testing.assert_allclose(continued(3), continued(None), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("copy", ["pickle", "deepcopy"])
+def test_a_copied_net_predicts_losses_from_its_own_activations(trained, copy):
+    # skorch pickles module_ (with the feature hooks) apart from the net's other
+    # attributes: the copy's hooks must still fill the copy's feature store.
+    import copy as copying
+    import pickle
+
+    net, X, _ = trained
+    copied = (
+        pickle.loads(pickle.dumps(net)) if copy == "pickle" else copying.deepcopy(net)
+    )
+    expected = net.predict_loss(X[500:530])
+    copied.predict_loss(X[:7])  # a different chunk first: no stale features
+    np.testing.assert_allclose(copied.predict_loss(X[500:530]), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        copied.predict_loss(X[:7]), net.predict_loss(X[:7]), rtol=1e-6
+    )
