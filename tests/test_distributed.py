@@ -65,23 +65,7 @@ def both_picks(problem, name, n, candidates=None, **params):
     return in_memory, on_dask
 
 
-LOSS_MODULE_PICKLING = pytest.mark.xfail(
-    strict=True,
-    reason="skal.nets: an unpickled loss-prediction net reads stale training "
-    "activations in predict_loss (its hooks fill a different dict than "
-    "loss_features_), so the workers' copies predict other losses",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=LOSS_MODULE_PICKLING)
-        if name == "learning_loss"
-        else name
-        for name in supported_strategies()
-    ],
-)
+@pytest.mark.parametrize("name", supported_strategies())
 def test_a_dask_pool_gets_the_in_memory_picks(name, client, problem):
     in_memory, on_dask = both_picks(problem, name, 12)
     assert on_dask.dtype == np.int64

@@ -7,7 +7,6 @@ from ..strategies.bayesian import _MCDropoutStrategy
 from ..strategies.diverse_gradient import GradKMeans
 from ..strategies.diversity import BADGE, KCenterGreedy
 from ..strategies.gradient import SequentialGradDiscrepancy
-from ..strategies.learning_loss import LearningLoss
 from ..strategies.uncertainty import RandomSampling
 from ._cluster import ClusterQuery, as_dask_pool
 from ._farthest import kcenter_query
@@ -28,11 +27,6 @@ _JOINT = {
 def distributed_query(strategy):
     """The function that runs ``strategy.query`` on a Dask pool, or None."""
     cls = type(strategy)
-    if isinstance(strategy, LearningLoss):
-        # An unpickled loss-prediction net reads stale activations in
-        # predict_loss (its hooks fill another dict than loss_features_), so the
-        # workers' copies would score wrongly: refused until skal.nets is fixed.
-        return None
     if cls._select in _JOINT:
         return _JOINT[cls._select]
     if cls._select is not QueryStrategy._select:
