@@ -15,7 +15,8 @@ comparison with the protocol of paper 001, section 4.3
   the round-0 model), then rounds of acquisition and retraining from scratch;
 - with ``evaluate=("ssl",)`` / ``stopping=True`` each cell also records a
   semi-supervised score and where stopping criteria would have stopped
-  (``_monitors.py``); the cell itself is unchanged;
+  (``_monitors.py``); with ``diagnostics=True`` a per-round table for the
+  report's round figures, in a side file; the cell itself is unchanged;
 - every finished cell is written at once to the results directory
   (``_results.py``), so an interrupted run loses no finished cell and a rerun
   computes only the missing ones;
@@ -24,6 +25,7 @@ comparison with the protocol of paper 001, section 4.3
 
 import inspect
 import time
+import warnings
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,9 +43,11 @@ from ._protocol import BenchmarkProtocol
 from ._report import write_report
 from ._results import (
     CELLS,
+    DIAGNOSTICS,
     cell_path,
     check_and_log_run,
     clear_results,
+    diagnostics_path,
     load_results,
     record_learning_rates,
     record_skipped,
@@ -77,17 +81,22 @@ def _cell_task(
 ):
     """One benchmark cell (runs on a worker).
 
-    ``monitors``: the protocol's ``evaluate``, ``ssl_every`` and ``stopping``
-    (:func:`monitoring_callbacks`).
+    ``monitors``: the protocol's ``evaluate``, ``ssl_every``, ``stopping`` and
+    ``diagnostics`` (:func:`monitoring_callbacks`).
+
+    Returns the cell's rows and its diagnostics table (None without
+    ``diagnostics``).
     """
+    classes = np.unique(data.y_pool)
     callbacks = monitoring_callbacks(
         **monitors,
         seed=seed,
         estimator=estimator,
-        n_classes=len(np.unique(data.y_pool)),
+        n_classes=len(classes),
         dataset=dataset,
+        classes=classes,
     )
-    rows = run_cell(
+    rows, diagnostics = run_cell(
         estimator,
         _strategy(strategy, params),
         seed,
@@ -101,8 +110,9 @@ def _cell_task(
         # classes changes the first rounds' networks, hence the cold protocol's cells.
         classes=np.unique(data.y_pool) if warm_start else None,
         callbacks=callbacks or None,
+        return_diagnostics=True,
     )
-    return rows.assign(strategy=strategy)  # the registered name, params or not
+    return rows.assign(strategy=strategy), diagnostics  # the registered name
 
 
 def _preflight_task(estimator, strategy, params, data, batch_size):
@@ -230,7 +240,12 @@ class _Run:
         estimators = {
             name: with_lr(self.estimator, rates[name][0]) for name in self.data
         }
-        monitors = dict(evaluate=p.evaluate, ssl_every=p.ssl_every, stopping=p.stopping)
+        monitors = dict(
+            evaluate=p.evaluate,
+            ssl_every=p.ssl_every,
+            stopping=p.stopping,
+            diagnostics=p.diagnostics,
+        )
         tasks = [
             (
                 (name, strategy, seed),
@@ -252,15 +267,50 @@ class _Run:
             for name, strategy, seed in pending
         ]
         bar = tqdm(total=len(tasks), desc="cells", disable=not p.progress)
-        for (name, strategy, seed), rows in backend.imap_unordered(_cell_task, tasks):
-            if isinstance(rows, TaskFailure):
-                self.failures.append((name, self.model, strategy, seed, rows))
-                bar.write(f"cell {name}/{strategy}/seed {seed} failed: {rows.error}")
+        for (name, strategy, seed), out in backend.imap_unordered(_cell_task, tasks):
+            if isinstance(out, TaskFailure):
+                self.failures.append((name, self.model, strategy, seed, out))
+                bar.write(f"cell {name}/{strategy}/seed {seed} failed: {out.error}")
             else:
-                path = cell_path(self.output_dir, name, self.model, strategy, seed)
-                write_csv(rows, path)
+                self._write_cell((name, self.model, strategy, seed), *out)
             bar.update()
         bar.close()
+
+    def _write_cell(self, cell, rows, diagnostics):
+        """The diagnostics file first: a cell file marks a finished cell, so a
+        run killed between the two writes recomputes the cell (and rewrites both)."""
+        if diagnostics is not None:
+            path = diagnostics_path(self.output_dir, *cell)
+            write_csv(diagnostics, path, float_format="%.6g")  # counts as integers
+        write_csv(rows, cell_path(self.output_dir, *cell))
+
+    def warn_missing_diagnostics(self, finished):
+        """Finished cells without their diagnostics file are not recomputed.
+
+        The file can only be lost after the cell finished (both are written
+        when it ends, the diagnostics first); recomputing would replace a
+        finished cell, which resume never does. The report leaves such cells
+        out of the round figures and lists them.
+        """
+        if not self.protocol.diagnostics:
+            return
+        missing = [
+            cell_path(self.output_dir, name, self.model, strategy, seed).name
+            for name, strategy, seed in finished
+            if not diagnostics_path(
+                self.output_dir, name, self.model, strategy, seed
+            ).exists()
+        ]
+        if missing:
+            message = (
+                f"{len(missing)} finished cell(s) have no diagnostics file in "
+                f"{self.output_dir / DIAGNOSTICS} (first: {missing[0]}); they are "
+                f"not recomputed and the report's round figures leave them out. "
+                f"To recompute them, delete their files in {self.output_dir / CELLS} "
+                f"and rerun."
+            )
+            warnings.warn(message, UserWarning, stacklevel=3)
+            self.print(f"  WARNING: {message}")
 
 
 # ------------------------------------------------------------------ the function
@@ -360,7 +410,9 @@ def run_benchmark(
         ``sgd_batch_size=8``, ``dropout=0.0``, ``model``, ``lr``, ``lr_grid``,
         ``sweep_sizes``, ``validation_size=0.1``, ``pool_size``,
         ``max_features``, ``data_home``, ``data_seed=0``, ``evaluate=()``,
-        ``ssl_every=1``, ``stopping=False``, ``output_dir="skal-bench"``, ``n_jobs=1``, ``dask``, ``torch_threads``,
+        ``ssl_every=1``, ``stopping=False``, ``warm_start=False``,
+        ``diagnostics=False``, ``output_dir="skal-bench"``, ``n_jobs=1``,
+        ``dask``, ``torch_threads``,
         ``resume=True``, ``progress=True``; see its documentation.
 
     Returns
@@ -394,20 +446,26 @@ def run_benchmark(
     )
 
     names, strategies, seeds = protocol.datasets, protocol.strategies, protocol.seeds
-    pending = [
+    cells = [
         (name, strategy, seed)
         for name in names
         for strategy in strategies
         for seed in seeds
-        if not cell_path(output_dir, name, model, strategy, seed).exists()
     ]
-    n_cells = len(names) * len(strategies) * len(seeds)
+    is_finished = [
+        cell_path(output_dir, name, model, strategy, seed).exists()
+        for name, strategy, seed in cells
+    ]
+    pending = [c for c, done in zip(cells, is_finished) if not done]
+    finished = [c for c, done in zip(cells, is_finished) if done]
+    n_cells = len(cells)
     print_fn(
         f"skal bench: {n_cells} cells ({len(names)} datasets x {len(strategies)} "
         f"strategies x {len(seeds)} seeds), {n_cells - len(pending)} already "
         f"finished in {output_dir}."
     )
     run = _Run(protocol, model, estimator, built, print_fn)
+    run.warn_missing_diagnostics(finished)
     run.load(sorted({c[0] for c in pending}, key=names.index), user_data)
     rates = {}
     try:

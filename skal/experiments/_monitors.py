@@ -11,14 +11,21 @@ or without them (they draw from their own seeds, not the learner's).
 - ``--stopping``: stopping criteria among the callbacks record, without
   stopping, whether they would have stopped (:mod:`skal.stopping`); one
   boolean column ``stop_<criterion>`` each.
+- ``--diagnostics``: :class:`RoundDiagnostics` records, per round, what the
+  round figures of ``skal report`` draw (per-class test accuracy, the labeled
+  set's class counts, max-probability histograms); not a cell column but a
+  long table written next to the cell (``diagnostics/<cell>.csv``).
 
 A cell without these options has none of these columns (its file is the same
 as before they existed).
 """
 
 import numpy as np
+import pandas as pd
 from sklearn.base import clone
 
+from .. import embeddings
+from ..callbacks import Callback
 from ..nets import CNNClassifier
 from ..semi_supervised import (
     FixMatchClassifier,
@@ -51,6 +58,15 @@ KAPPA_WINDOW = 3
 KAPPA_THRESHOLD = 0.99
 CHANGE_THRESHOLD = 0.005
 UNCERTAINTY_THRESHOLD = 0.05
+
+
+# What RoundDiagnostics records (the "quantity" column of its table).
+CLASS_ACCURACY = "class_accuracy"  # key: class; value: its recall on the test set
+LABELED_COUNT = "labeled_count"  # key: class; value: labeled rows of that class
+MAX_PROBA_LABELED = "max_proba_labeled"  # key: bin's left edge; value: rows in it
+MAX_PROBA_UNLABELED = "max_proba_unlabeled"
+DIAGNOSTIC_COLUMNS = ["round", "quantity", "key", "value"]
+CONFIDENCE_BINS = 20
 
 
 def is_monitor_column(name):
@@ -143,8 +159,117 @@ def stopping_criteria(seed):
     ]
 
 
+class RoundDiagnostics(Callback):
+    """Records, per round, what the round figures of ``skal report`` draw.
+
+    It only reads: no random draw, no change to the model (predictions only),
+    so a learner's rounds and scores are the same with or without it. Per
+    round, one row ``(round, quantity, key, value)`` per
+
+    - ``class_accuracy``: each class of ``eval_set`` (key) and the fraction of
+      its rows the round's model predicts right (its recall; ``predict``, as
+      the learner's ``eval_score``). Not recorded without an ``eval_set``;
+    - ``labeled_count``: each class (key) and its labeled rows this round;
+    - ``max_proba_labeled`` / ``max_proba_unlabeled``: a histogram of the
+      model's largest class probability on the labeled rows and on the
+      unlabeled rows of the pool, ``bins`` equal bins on [0, 1] (key: a bin's
+      left edge; the last bin holds 1.0). Not recorded for a model without
+      ``predict_proba`` or a ``teach`` without the pool.
+
+    Penultimate features are not recorded (N x D per round): use
+    :class:`skal.callbacks.RoundRecorder` for t-SNE figures.
+
+    Parameters
+    ----------
+    classes : array-like, default=None
+        The classes whose labeled counts are recorded (0 included), in order;
+        None: the classes of ``eval_set`` (then any other label seen).
+    bins : int, default=20
+        Histogram bins on [0, 1].
+
+    Attributes
+    ----------
+    rows_ : list of tuple
+        ``(round, quantity, key, value)``, keys as strings (as a CSV reads
+        them back).
+    """
+
+    def __init__(self, classes=None, bins=CONFIDENCE_BINS):
+        self.classes = classes
+        self.bins = bins
+
+    def on_fit_begin(self, learner, *, eval_set=None, **kwargs):
+        if not (isinstance(self.bins, (int, np.integer)) and self.bins >= 1):
+            raise ValueError(f"bins must be an integer >= 1, got {self.bins!r}.")
+        self._eval_set = eval_set  # validated by the learner; not a result
+        self.rows_ = []
+
+    def on_round_end(
+        self,
+        learner,
+        *,
+        round_,
+        labeled_indices,
+        labels,
+        estimator,
+        X=None,
+        unlabeled_indices=None,
+        **kwargs,
+    ):
+        round_ = int(round_)
+        if self._eval_set is not None:
+            self._add(round_, CLASS_ACCURACY, self._class_accuracy(estimator))
+        self._add(round_, LABELED_COUNT, self._class_counts(labels))
+        pool_known = X is not None and unlabeled_indices is not None
+        if pool_known and hasattr(estimator, "predict_proba"):
+            confidence = embeddings.predict_proba(estimator, X).max(axis=1)
+            for quantity, rows in (
+                (MAX_PROBA_LABELED, labeled_indices),
+                (MAX_PROBA_UNLABELED, unlabeled_indices),
+            ):
+                self._add(round_, quantity, self._histogram(confidence[rows]))
+
+    def to_frame(self):
+        """The recorded rows as a DataFrame (columns ``DIAGNOSTIC_COLUMNS``)."""
+        return pd.DataFrame(self.rows_, columns=DIAGNOSTIC_COLUMNS)
+
+    def _add(self, round_, quantity, values):
+        self.rows_ += [(round_, quantity, key, value) for key, value in values]
+
+    def _class_accuracy(self, estimator):
+        X_eval, y_eval = self._eval_set
+        y_eval = np.asarray(y_eval)
+        correct = np.asarray(estimator.predict(X_eval)) == y_eval
+        return [(str(c), float(correct[y_eval == c].mean())) for c in np.unique(y_eval)]
+
+    def _class_counts(self, labels):
+        labels = np.asarray(labels)
+        if self.classes is not None:
+            classes = list(np.asarray(self.classes))
+        elif self._eval_set is not None:
+            classes = list(np.unique(self._eval_set[1]))
+        else:
+            classes = []
+        classes += [c for c in np.unique(labels) if c not in classes]
+        return [(str(c), float(np.sum(labels == c))) for c in classes]
+
+    def _histogram(self, values):
+        edges = np.linspace(0.0, 1.0, self.bins + 1)
+        counts, _ = np.histogram(values, bins=edges)
+        return [(f"{edge:.6g}", float(n)) for edge, n in zip(edges[:-1], counts)]
+
+
 def monitoring_callbacks(
-    *, evaluate=(), ssl_every=1, stopping=False, seed, estimator, n_classes, dataset
+    *,
+    evaluate=(),
+    ssl_every=1,
+    stopping=False,
+    diagnostics=False,
+    seed,
+    estimator,
+    n_classes,
+    dataset,
+    classes=None,
 ):
     """The round callbacks of a cell for the protocol's ``evaluate``/``stopping``.
 
@@ -156,6 +281,8 @@ def monitoring_callbacks(
     ssl_every : int, default=1
     stopping : bool, default=False
         Add :func:`stopping_criteria`.
+    diagnostics : bool, default=False
+        Add a :class:`RoundDiagnostics` (counting ``classes``).
     seed : int
         The cell's seed. The semi-supervised learner of round ``r`` gets the
         same seed for every strategy of a seed, so that strategies differ only
@@ -163,6 +290,8 @@ def monitoring_callbacks(
     estimator : classifier
     n_classes : int
     dataset : str
+    classes : array-like, default=None
+        The pool's classes (the labeled counts of ``diagnostics``).
 
     Returns
     -------
@@ -176,6 +305,8 @@ def monitoring_callbacks(
         )
     if stopping:
         callbacks += stopping_criteria(seed)
+    if diagnostics:
+        callbacks.append(RoundDiagnostics(classes=classes))
     return callbacks
 
 
@@ -207,3 +338,14 @@ def monitor_columns(callbacks):
             )
         columns[name] = values
     return columns
+
+
+def monitor_diagnostics(callbacks):
+    """The table of the :class:`RoundDiagnostics` among fitted callbacks, or None."""
+    found = [c for c in callbacks if isinstance(c, RoundDiagnostics)]
+    if len(found) > 1:
+        raise ValueError(
+            "Two RoundDiagnostics callbacks write the cell's diagnostics table; "
+            "give at most one."
+        )
+    return found[0].to_frame() if found else None

@@ -1,5 +1,10 @@
 """Plots and tables of active-learning results (paper 001, Figs. 3-5, Table 2).
 
+The round figures (``plot_round_*``) draw the tables ``skal bench
+--diagnostics`` records (paper 002, Figs. 7-8, and the labeled set's class
+balance), averaged over seeds; :mod:`skal.diagnostics` draws the same views
+from one learner's fitted models.
+
 Figures are built with :class:`matplotlib.figure.Figure` directly, never through
 ``pyplot``, so no global figure state is created or leaked and no GUI backend is
 needed; ``Figure.savefig`` writes PNG with Agg and PDF with the PDF backend.
@@ -8,6 +13,7 @@ needed; ``Figure.savefig`` writes PNG with Agg and PDF with the PDF backend.
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from ._aggregate import (
@@ -18,11 +24,20 @@ from ._aggregate import (
     loss_scores,
     summarize,
 )
+from ._monitors import (
+    CLASS_ACCURACY,
+    LABELED_COUNT,
+    MAX_PROBA_LABELED,
+    MAX_PROBA_UNLABELED,
+)
 
 __all__ = [
     "plot_aulc_ranking",
     "plot_learning_curves",
     "plot_penalty_matrix",
+    "plot_round_class_accuracy",
+    "plot_round_class_balance",
+    "plot_round_confidence",
     "timing_table",
 ]
 
@@ -372,3 +387,274 @@ def timing_table(results, *, column="acquisition_seconds", by="dataset"):
     )
     table.columns.name = f"median {column} by {by}"
     return table
+
+
+# ------------------------------------------------------------ round diagnostics
+_DIAGNOSTIC_KEYS = ["dataset", "model", "strategy", "seed", "round", "quantity"]
+
+
+def _experiment_table(diagnostics, quantities, strategies):
+    """The rows of ``quantities`` of one (dataset, model); the strategies drawn."""
+    _check_results(diagnostics, [*_DIAGNOSTIC_KEYS, "key", "value"], "diagnostics")
+    experiments = diagnostics.groupby(list(EXPERIMENT)).ngroups
+    if experiments != 1:
+        raise ValueError(
+            f"diagnostics holds {experiments} (dataset, model) experiments; give "
+            f"the rows of one (the report draws one figure per experiment)."
+        )
+    table = diagnostics[diagnostics["quantity"].isin(quantities)]
+    if table.empty:
+        raise ValueError(
+            f"diagnostics has no {' or '.join(quantities)} rows (recorded by skal "
+            f"bench --diagnostics)."
+        )
+    present = list(pd.unique(table["strategy"]))
+    if strategies is None:
+        strategies = sorted(present)
+    strategies = [s for s in strategies if s in present]
+    if not strategies:
+        raise ValueError(f"None of the strategies has diagnostics; found {present}.")
+    return table, strategies
+
+
+def _class_grids(table, quantity, strategies):
+    """Per strategy a classes x rounds array of the mean value over seeds."""
+    rows = table[table["quantity"] == quantity]
+    classes = list(pd.unique(rows["key"]))  # recorded in the pool's class order
+    rounds = np.sort(rows["round"].unique())
+    grids = {}
+    for strategy in strategies:
+        own = rows[rows["strategy"] == strategy]
+        if quantity == LABELED_COUNT:  # counts -> shares of the labeled set
+            total = own.groupby(["seed", "round"])["value"].transform("sum")
+            own = own.assign(value=own["value"] / total.where(total > 0))
+        mean = own.pivot_table(index="key", columns="round", values="value")
+        grids[strategy] = mean.reindex(index=classes, columns=rounds).to_numpy()
+    return grids, classes, rounds
+
+
+def _edges(values):
+    """Cell edges around sorted positions (midpoints; +-0.5 at the ends)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 1:
+        return values[0] + np.array([-0.5, 0.5])
+    middle = (values[:-1] + values[1:]) / 2
+    return np.concatenate([[values[0] - 0.5], middle, [values[-1] + 0.5]])
+
+
+def _round_heatmaps(grids, classes, rounds, *, cmap, norm, colorbar, title, caption):
+    """One classes x rounds heat map per strategy, with one shared color bar."""
+    n = len(grids)
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    height = min(max(2.4, 0.9 + 0.2 * len(classes)), 6.5)
+    fig = Figure(
+        figsize=(3.9 * ncols + 1.2, height * nrows + 0.8), layout="constrained"
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for extra in axes[n:]:
+        extra.set_visible(False)
+    step = max(1, -(-len(classes) // 25))  # at most ~25 class labels
+    for i, (ax, (strategy, grid)) in enumerate(zip(axes, grids.items())):
+        mesh = ax.pcolormesh(
+            _edges(rounds),
+            np.arange(len(classes) + 1) - 0.5,
+            np.ma.masked_invalid(grid),
+            cmap=cmap,
+            norm=norm,
+        )
+        ax.set_yticks(range(0, len(classes), step), classes[::step], fontsize="small")
+        ax.invert_yaxis()  # the first class on top, as in a table
+        ax.set_title(f"{strategy}\n{caption(grid, classes)}", fontsize="medium")
+        if i % ncols == 0:
+            ax.set_ylabel("class")
+        if i >= n - ncols:
+            ax.set_xlabel("round")
+    fig.colorbar(mesh, ax=axes[:n], shrink=0.9, label=colorbar)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_round_class_accuracy(diagnostics, path=None, *, strategies=None):
+    """Test accuracy of each class across rounds, mean over seeds (paper 002, Fig. 8).
+
+    One heat map per strategy: classes down, rounds across, color = the
+    fraction of the class's test rows predicted right (recall), averaged over
+    seeds. Panel titles give the last round's balanced accuracy (mean recall)
+    and its worst class.
+
+    Parameters
+    ----------
+    diagnostics : DataFrame
+        Round diagnostics of one (dataset, model): columns ``dataset, model,
+        strategy, seed, round, quantity, key, value``
+        (:func:`skal.experiments._results.load_diagnostics`).
+    path : str or path-like, default=None
+        If given, the figure is saved there.
+    strategies : sequence of str, default=None
+        Panels, in order (default: every strategy, sorted).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    table, strategies = _experiment_table(diagnostics, [CLASS_ACCURACY], strategies)
+    grids, classes, rounds = _class_grids(table, CLASS_ACCURACY, strategies)
+
+    def caption(grid, classes):
+        last = grid[:, -1]
+        worst = int(np.nanargmin(last))
+        return (
+            f"last round: balanced acc {np.nanmean(last):.2f}, worst class "
+            f"{classes[worst]} ({last[worst]:.2f})"
+        )
+
+    dataset, model = table.iloc[0][["dataset", "model"]]
+    fig = _round_heatmaps(
+        grids,
+        classes,
+        rounds,
+        cmap="viridis",
+        norm=Normalize(0.0, 1.0),
+        colorbar="test accuracy of the class (recall), mean over seeds",
+        title=f"Per-class test accuracy across rounds: {dataset} ({model})",
+        caption=caption,
+    )
+    return _save(fig, path)
+
+
+def plot_round_class_balance(diagnostics, path=None, *, strategies=None):
+    """The labeled set's class shares across rounds, mean over seeds.
+
+    One heat map per strategy: classes down, rounds across, color = the
+    class's share of the labeled set (mean over seeds) on a diverging scale
+    centered on the uniform share ``1 / n_classes`` (white): red classes are
+    over-represented, blue ones under-represented. Panel titles give the last
+    round's largest/smallest class count ratio.
+
+    Parameters
+    ----------
+    diagnostics : DataFrame
+        See :func:`plot_round_class_accuracy`.
+    path : str or path-like, default=None
+    strategies : sequence of str, default=None
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    table, strategies = _experiment_table(diagnostics, [LABELED_COUNT], strategies)
+    grids, classes, rounds = _class_grids(table, LABELED_COUNT, strategies)
+    uniform = 1.0 / len(classes)
+    largest = max(np.nanmax(grid) for grid in grids.values())
+    norm = TwoSlopeNorm(vcenter=uniform, vmin=0.0, vmax=max(largest, 2 * uniform))
+
+    def caption(grid, classes):
+        last = grid[:, -1]
+        ratio = (
+            "inf"
+            if np.nanmin(last) == 0
+            else f"{np.nanmax(last) / np.nanmin(last):.1f}"
+        )
+        return f"last round: largest/smallest class {ratio}"
+
+    dataset, model = table.iloc[0][["dataset", "model"]]
+    fig = _round_heatmaps(
+        grids,
+        classes,
+        rounds,
+        cmap="RdBu_r",
+        norm=norm,
+        colorbar=f"share of the labeled set (white: uniform, {uniform:.3g})",
+        title=f"Labeled set per class across rounds: {dataset} ({model})",
+        caption=caption,
+    )
+    return _save(fig, path)
+
+
+def confidence_rounds(rounds):
+    """The first, middle and last of the recorded rounds (fewer if fewer)."""
+    rounds = np.sort(np.unique(rounds))
+    picked = [rounds[0], rounds[(len(rounds) - 1) // 2], rounds[-1]]
+    return list(dict.fromkeys(int(r) for r in picked))
+
+
+def plot_round_confidence(diagnostics, path=None, *, strategies=None, rounds=None):
+    """Max-probability histograms of labeled and unlabeled rows (paper 002, Fig. 7).
+
+    One row of panels per strategy, one column per round (default: the first,
+    middle and last round); each panel shows the fraction of the labeled and
+    of the unlabeled pool rows per bin of the model's largest class
+    probability, counts summed over seeds.
+
+    Parameters
+    ----------
+    diagnostics : DataFrame
+        See :func:`plot_round_class_accuracy`.
+    path : str or path-like, default=None
+    strategies : sequence of str, default=None
+    rounds : sequence of int, default=None
+        Columns (default: :func:`confidence_rounds` of the recorded rounds).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    styles = {
+        MAX_PROBA_UNLABELED: dict(label="unlabeled rows", color="tab:blue"),
+        MAX_PROBA_LABELED: dict(label="labeled rows", color="tab:orange"),
+    }
+    table, strategies = _experiment_table(diagnostics, list(styles), strategies)
+    rounds = confidence_rounds(table["round"]) if rounds is None else list(rounds)
+    left = np.sort(pd.unique(table["key"]).astype(float))  # bins' left edges
+    fig = Figure(
+        figsize=(3.3 * len(rounds) + 0.6, 1.75 * len(strategies) + 1.0),
+        layout="constrained",
+    )
+    axes = fig.subplots(len(strategies), len(rounds), squeeze=False, sharex=True)
+    counts = table.groupby(["strategy", "round", "quantity", "key"])["value"].sum()
+    cells = table.groupby("strategy")["seed"].nunique()
+    for i, strategy in enumerate(strategies):
+        for j, round_ in enumerate(rounds):
+            ax = axes[i, j]
+            sizes = [
+                _draw_confidence(ax, counts, (strategy, round_, quantity), left, style)
+                / cells[strategy]
+                for quantity, style in styles.items()
+            ]
+            ax.set_xlim(0.0, 1.0)
+            ax.grid(alpha=0.3)
+            ax.set_title(
+                f"round {round_}: {sizes[1]:.0f} labeled, {sizes[0]:.0f} unlabeled",
+                fontsize="small",
+            )
+            if j == 0:
+                ax.set_ylabel(f"{strategy}\nfraction of rows", fontsize="small")
+            if i == len(strategies) - 1:
+                ax.set_xlabel("max class probability")
+    dataset, model = table.iloc[0][["dataset", "model"]]
+    n_seeds = int(cells.max())
+    fig.suptitle(
+        f"Model confidence on labeled and unlabeled rows: {dataset} ({model}); "
+        f"{n_seeds} seed{'s' if n_seeds > 1 else ''} pooled, rows per seed in "
+        f"the panel titles"
+    )
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+    return _save(fig, path)
+
+
+def _draw_confidence(ax, counts, key, left, style):
+    """One group's histogram as fractions of its rows; returns its row count."""
+    try:
+        per_bin = counts.loc[key]
+    except KeyError:  # not recorded (e.g. no unlabeled row left)
+        return 0.0
+    per_bin = per_bin.set_axis(per_bin.index.astype(float))
+    per_bin = per_bin.reindex(left, fill_value=0.0).to_numpy()
+    total = per_bin.sum()
+    fraction = per_bin / max(total, 1.0)
+    edges = np.append(left, 1.0)
+    ax.stairs(fraction, edges, fill=True, alpha=0.4, **style)
+    ax.stairs(fraction, edges, color=style["color"])  # the outline
+    return total

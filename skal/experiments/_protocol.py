@@ -249,6 +249,20 @@ class BenchmarkProtocol:
         convert=opt.boolean,
         action=argparse.BooleanOptionalAction,
     )
+    diagnostics: bool = _protocol(
+        False,
+        "record per round what the round figures of skal report need, in "
+        "diagnostics/<cell>.csv next to each cell file: the test accuracy of each "
+        "class, the labeled set's class counts and 20-bin histograms of the "
+        "model's max class probability on the labeled and the unlabeled rows (one "
+        "more prediction over the pool and the test set per round; the cells' "
+        "numbers do not change). Penultimate features (t-SNE) are not recorded: "
+        "too big per round; use skal.callbacks.RoundRecorder and "
+        "skal.diagnostics.plot_feature_embeddings",
+        saved="protocol",
+        convert=opt.boolean,
+        action=argparse.BooleanOptionalAction,
+    )
     # --- execution --------------------------------------------------------------
     output_dir: str = _execution("skal-bench", "results directory", convert=opt.path)
     n_jobs: int = _execution(

@@ -5,7 +5,9 @@ directories as in paper 001, section 4.5 (penalty matrices, loss scores, AULC),
 plots learning curves and heatmaps, writes the timing tables, flags training
 collapses (:func:`find_collapses`) and prints a summary; for cells run with
 ``--evaluate ssl`` the same aggregates of the semi-supervised score, for
-``--stopping`` where each stopping criterion would have stopped.
+``--stopping`` where each stopping criterion would have stopped, for
+``--diagnostics`` the round figures (per-class accuracy, class balance,
+confidence histograms).
 """
 
 from pathlib import Path
@@ -25,12 +27,24 @@ from ._aggregate import (
 )
 from ._monitors import SSL_COLUMN
 from ._plots import (
+    aulc_ranking,
+    confidence_rounds,
     plot_aulc_ranking,
     plot_learning_curves,
     plot_penalty_matrix,
+    plot_round_class_accuracy,
+    plot_round_class_balance,
+    plot_round_confidence,
     timing_table,
 )
-from ._results import CELLS, load_results, write_atomic
+from ._results import (
+    CELLS,
+    DIAGNOSTICS,
+    _safe,
+    load_diagnostics,
+    load_results,
+    write_atomic,
+)
 from ._runner import RESULT_COLUMNS
 
 VIEWS = ("all", "early", "late")
@@ -239,6 +253,13 @@ def write_report(
     - when cells have ``stop_*`` columns (``--stopping``): ``stopping_cells.csv``
       (:func:`stopping_points`: where each criterion stopped each cell) and
       ``stopping.csv`` (:func:`summarize_stopping`: mean and std over cells);
+    - when cells have diagnostics files (``--diagnostics``), per (dataset,
+      model): ``round_class_accuracy__<dataset>__<model>.png`` (per-class test
+      accuracy across rounds), ``round_class_balance__...png`` (the labeled
+      set's class shares) and ``round_confidence__...png`` (max-probability
+      histograms of labeled and unlabeled rows at the first, middle and last
+      round), strategies best AULC first, means over seeds. Finished cells
+      whose diagnostics file was lost are left out and listed in the summary;
     - ``summary.txt``: the printed summary.
 
     Parameters
@@ -270,6 +291,8 @@ def write_report(
         with a semi-supervised score) and the four tables above for
         ``ssl_accuracy``), ``ranking_comparison`` (``ssl_ranking.csv`` or
         None), ``stopping`` (None, or a Bunch ``summary``, ``points``),
+        ``diagnostics`` (None, or a Bunch ``table`` (the recorded rows),
+        ``missing`` (cell files without their diagnostics file), ``files``),
         ``files`` (list of written paths) and ``summary`` (str).
     """
     print_fn = print_fn or (lambda *a, **k: None)
@@ -307,6 +330,9 @@ def write_report(
     files += _plot_metric(results, tables, out)
     if ssl is not None:
         files += _plot_metric(ssl.results, ssl, out, SSL_PREFIX, SSL_COLUMN)
+    diagnostics = _round_diagnostics(sources, results, out)
+    if diagnostics is not None:
+        files += diagnostics.files
 
     skipped = [
         pd.read_csv(source / "skipped.csv", dtype=str)
@@ -315,7 +341,16 @@ def write_report(
     ]
     skipped = pd.concat(skipped, ignore_index=True) if skipped else None
     summary = _summary_text(
-        out, results, tables, timing, collapses, drop, skipped, ssl, stopping
+        out,
+        results,
+        tables,
+        timing,
+        collapses,
+        drop,
+        skipped,
+        ssl,
+        stopping,
+        diagnostics,
     )
     if sources != [out]:
         summary = f"Combined from: {', '.join(map(str, sources))}\n{summary}"
@@ -333,6 +368,7 @@ def write_report(
         ssl=ssl,
         ranking_comparison=ranking,
         stopping=stopping,
+        diagnostics=diagnostics,
         files=files,
         summary=summary,
     )
@@ -363,6 +399,44 @@ def _stopping_tables(results, save):
     return Bunch(summary=summary, points=points)
 
 
+def _round_diagnostics(sources, results, out):
+    """The round figures of the cells with diagnostics files, or None.
+
+    Only cells in ``results`` count (``strategies=`` restricts them too).
+    """
+    loaded = [load_diagnostics(source) for source in sources]
+    missing = [
+        str(Path(source) / CELLS / name)
+        for source, found in zip(sources, loaded)
+        for name in found.missing
+    ]
+    tables = [found.table for found in loaded if len(found.table)]
+    table = pd.concat(tables, ignore_index=True) if tables else loaded[0].table
+    table = table[table["strategy"].isin(results["strategy"].unique())]
+    if table.empty and not missing:
+        return None
+    files = []
+    for (dataset, model), experiment in table.groupby(["dataset", "model"]):
+        ranked = results[(results["dataset"] == dataset) & (results["model"] == model)]
+        order = list(aulc_ranking(ranked).index)  # best first, as the curves
+        name = f"{_safe(dataset)}__{_safe(model)}.png"
+        for stem, plot in (
+            ("round_class_accuracy", plot_round_class_accuracy),
+            ("round_class_balance", plot_round_class_balance),
+            ("round_confidence", plot_round_confidence),
+        ):
+            figure = plot(experiment, strategies=order)
+            figure.savefig(out / f"{stem}__{name}", bbox_inches="tight", dpi=110)
+            files.append(out / f"{stem}__{name}")
+    return Bunch(
+        table=table,
+        missing=missing,
+        files=files,
+        n_cells=table.groupby(["dataset", "model", "strategy", "seed"]).ngroups,
+        rounds=confidence_rounds(table["round"]) if len(table) else [],
+    )
+
+
 def _combined_results(sources):
     """The cells of several results directories; an experiment must not repeat."""
     tables = [load_results(source) for source in sources]
@@ -382,7 +456,16 @@ def _combined_results(sources):
 
 
 def _summary_text(
-    out, results, tables, timing, collapses, drop, skipped, ssl=None, stopping=None
+    out,
+    results,
+    tables,
+    timing,
+    collapses,
+    drop,
+    skipped,
+    ssl=None,
+    stopping=None,
+    diagnostics=None,
 ):
     n_cells = results.groupby(["dataset", "model", "strategy", "seed"]).ngroups
     n_seeds = results.groupby(["dataset", "model", "strategy"])["seed"].nunique()
@@ -413,6 +496,8 @@ def _summary_text(
         lines += _semi_supervised_text(ssl)
     if stopping is not None:
         lines += _stopping_text(stopping.summary)
+    if diagnostics is not None:
+        lines += _diagnostics_text(diagnostics)
     lines += [
         "Median acquisition seconds per round:",
         timing.round(4).to_string() if len(timing) else "(no acquisition rounds)",
@@ -442,6 +527,13 @@ def _summary_text(
         extra_files += "ssl_* (the same for ssl_accuracy), ssl_ranking.csv, "
     if stopping is not None:
         extra_files += "stopping.csv, stopping_cells.csv, "
+    if diagnostics is not None and diagnostics.files:
+        extra_files += (
+            "round_class_accuracy__*.png, round_class_balance__*.png, "
+            "round_confidence__*.png, "
+        )
+    if run_files and (out / DIAGNOSTICS).is_dir():
+        run_files += f"{DIAGNOSTICS}/, "
     lines += [
         "",
         f"Files: {out / 'results.csv'}, aulc*.csv, penalty_matrix_*.csv/png/pdf, "
@@ -473,6 +565,29 @@ def _semi_supervised_text(ssl):
         for metric, label in (("accuracy", "supervised"), (SSL_COLUMN, "ssl")):
             order = table.sort_values(f"aulc_{metric}", ascending=False, kind="stable")
             lines.append(f"    {label:>10}: " + " > ".join(order["strategy"]))
+    return lines + [""]
+
+
+def _diagnostics_text(diagnostics):
+    lines = []
+    if diagnostics.n_cells:
+        lines.append(
+            f"Round diagnostics (--diagnostics) of {diagnostics.n_cells} cells, "
+            "means over seeds: per-class test accuracy (round_class_accuracy__*), "
+            "the labeled set's class shares (round_class_balance__*), "
+            "max-probability histograms of labeled and unlabeled rows at rounds "
+            f"{', '.join(map(str, diagnostics.rounds))} (round_confidence__*)."
+        )
+    if diagnostics.missing:
+        shown = diagnostics.missing[:5]
+        more = len(diagnostics.missing) - len(shown)
+        lines.append(
+            f"WARNING: {len(diagnostics.missing)} finished cells of runs with "
+            "--diagnostics have no diagnostics file (lost after the cell finished; "
+            "skal bench does not recompute finished cells): the round figures "
+            "leave them out. To recompute them, delete these cell files and rerun "
+            "skal bench: " + ", ".join(shown) + (f" and {more} more" if more else "")
+        )
     return lines + [""]
 
 

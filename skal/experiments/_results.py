@@ -4,6 +4,8 @@
 
     OUT/config.json          the protocol (checked on resume) and a log of every run
     OUT/cells/<dataset>__<model>__<strategy>__<seed>.csv   one per finished cell
+    OUT/diagnostics/<the cell's file name>   with --diagnostics: the cell's round
+                             diagnostics (round, quantity, key, value)
     OUT/lr_sweep.csv         every trial of the learning-rate sweeps
     OUT/learning_rates.csv   the rate each (dataset, model) ran with, and its source
     OUT/skipped.csv          strategies that failed their trial round, and why
@@ -11,7 +13,8 @@
 Every file is written through a temp file and ``os.replace``: a reader, or a
 resumed run, sees either no file or a complete one, even if the process is killed
 while writing. A cell file exists only once the cell has finished, so a rerun
-computes exactly the cells whose files are missing.
+computes exactly the cells whose files are missing (a cell's diagnostics file
+is written just before its cell file).
 """
 
 import json
@@ -22,11 +25,14 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from sklearn.utils import Bunch
 
-from ._monitors import SSL_COLUMN, is_monitor_column
+from ._monitors import DIAGNOSTIC_COLUMNS, SSL_COLUMN, is_monitor_column
 from ._runner import RESULT_COLUMNS
 
 CELLS = "cells"
+DIAGNOSTICS = "diagnostics"
+CELL_KEYS = ["dataset", "model", "strategy", "seed"]
 LR_SWEEP = "lr_sweep.csv"
 LEARNING_RATES = "learning_rates.csv"
 SKIPPED = "skipped.csv"
@@ -42,6 +48,12 @@ def cell_path(output_dir, dataset, model, strategy, seed):
     """Where the cell (dataset, model, strategy, seed) is written."""
     name = "__".join(_safe(p) for p in (dataset, model, strategy, seed))
     return Path(output_dir) / CELLS / f"{name}.csv"
+
+
+def diagnostics_path(output_dir, dataset, model, strategy, seed):
+    """Where the round diagnostics of a cell are written (``--diagnostics``)."""
+    cell = cell_path(output_dir, dataset, model, strategy, seed)
+    return Path(output_dir) / DIAGNOSTICS / cell.name
 
 
 def write_atomic(path, write):
@@ -97,9 +109,52 @@ def load_results(output_dir):
     return results.sort_values(keys, ignore_index=True)
 
 
+def load_diagnostics(output_dir):
+    """The round diagnostics of the finished cells of a results directory.
+
+    Parameters
+    ----------
+    output_dir : str or path-like
+        A directory written by :func:`run_benchmark`.
+
+    Returns
+    -------
+    diagnostics : Bunch
+        ``table``: DataFrame with columns ``dataset, model, strategy, seed,
+        round, quantity, key, value`` (keys as strings) of every finished cell
+        with a diagnostics file (a file without its cell file is left out: its
+        cell did not finish); ``missing``: the file names of the finished cells
+        that have none although the directory's protocol recorded
+        ``diagnostics`` (lost files; cells of a run without ``--diagnostics``
+        are not missing).
+    """
+    output_dir = Path(output_dir)
+    config = read_config(output_dir)
+    recorded = bool(config and config["protocol"].get("diagnostics", False))
+    frames, missing = [], []
+    for cell in sorted((output_dir / CELLS).glob("*.csv")):
+        path = output_dir / DIAGNOSTICS / cell.name
+        if not path.exists():
+            if recorded:
+                missing.append(cell.name)
+            continue
+        keys = pd.read_csv(cell, nrows=1, usecols=CELL_KEYS, dtype=str)
+        table = pd.read_csv(path, dtype={"quantity": str, "key": str})
+        for column in CELL_KEYS:
+            table[column] = keys[column].iloc[0]
+        frames.append(table)
+    columns = CELL_KEYS + DIAGNOSTIC_COLUMNS
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    table = table.reindex(columns=columns)
+    if len(table):
+        table["seed"] = table["seed"].astype(int)
+    return Bunch(table=table, missing=missing)
+
+
 def clear_results(output_dir):
     """Delete the cells and sweeps of a previous run (``resume=False``)."""
     shutil.rmtree(Path(output_dir) / CELLS, ignore_errors=True)
+    shutil.rmtree(Path(output_dir) / DIAGNOSTICS, ignore_errors=True)
     Path(output_dir, LR_SWEEP).unlink(missing_ok=True)
 
 

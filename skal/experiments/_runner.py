@@ -20,7 +20,7 @@ from sklearn.base import clone
 
 from ..learner import ActiveLearner
 from ..strategies import prepare_estimator
-from ._monitors import monitor_columns
+from ._monitors import monitor_columns, monitor_diagnostics
 
 RESULT_COLUMNS = [
     "dataset",
@@ -36,7 +36,15 @@ RESULT_COLUMNS = [
 
 
 def run_cell(
-    estimator, strategy, seed, data, *, dataset="data", model=None, **learner_params
+    estimator,
+    strategy,
+    seed,
+    data,
+    *,
+    dataset="data",
+    model=None,
+    return_diagnostics=False,
+    **learner_params,
 ):
     """One active-learning run; returns its rows of the tidy results table.
 
@@ -50,6 +58,10 @@ def run_cell(
     data : tuple (X_train, y_train, X_test, y_test)
     dataset, model : str
         Labels for the table.
+    return_diagnostics : bool, default=False
+        Also return the table of the
+        :class:`~skal.experiments._monitors.RoundDiagnostics` among the
+        ``callbacks`` (None without one).
     **learner_params
         Other :class:`skal.ActiveLearner` parameters (``batch_size``, ``n_rounds``,
         ``callbacks``...).
@@ -60,6 +72,9 @@ def run_cell(
         Columns ``RESULT_COLUMNS``, then, for the monitoring ``callbacks``
         (:func:`skal.experiments._monitors.monitoring_callbacks`),
         ``ssl_accuracy`` and one ``stop_<criterion>`` per stopping criterion.
+    diagnostics : DataFrame or None
+        Only with ``return_diagnostics=True``: columns ``round, quantity, key,
+        value``.
     """
     X_train, y_train, X_test, y_test = data
     learner = ActiveLearner(
@@ -90,6 +105,8 @@ def run_cell(
     )
     for column, values in monitor_columns(learner.callbacks_).items():
         rows[column] = values
+    if return_diagnostics:
+        return rows, monitor_diagnostics(learner.callbacks_)
     return rows
 
 

@@ -39,6 +39,7 @@ EXAMPLES = {
     "ssl_every": (3, ["3"], 3),
     "stopping": (True, [], True),  # --stopping
     "warm_start": (True, [], True),  # --warm-start
+    "diagnostics": (True, [], True),  # --diagnostics
     "output_dir": ("/tmp/out", ["/tmp/out"], "/tmp/out"),
     "n_jobs": (3, ["3"], 3),
     "dask": ("tcp://10.0.0.1:8786", ["tcp://10.0.0.1:8786"], "tcp://10.0.0.1:8786"),
@@ -120,7 +121,10 @@ def test_config_protocol_keeps_the_keys_and_values_of_earlier_versions():
     estimator = recorded.pop("estimator")
     # Fields added since are recorded at their defaults (and an older file
     # lacking them reads as these defaults on resume).
-    added = {"evaluate": [], "ssl_every": 1, "stopping": False}
+    added = {
+        "evaluate": [], "ssl_every": 1, "stopping": False, "warm_start": False,
+        "diagnostics": False,
+    }  # fmt: skip
     assert {key: recorded.pop(key) for key in added} == added
     assert BenchmarkProtocol.recorded_defaults().items() >= added.items()
     assert recorded == earlier
