@@ -21,15 +21,19 @@ from ._aggregate import (
     win_scores,
 )
 from ._benchmark import run_benchmark
+from ._monitors import RoundDiagnostics
 from ._plots import (
     plot_aulc_ranking,
     plot_learning_curves,
     plot_penalty_matrix,
+    plot_round_class_accuracy,
+    plot_round_class_balance,
+    plot_round_confidence,
     timing_table,
 )
 from ._protocol import BenchmarkProtocol
 from ._report import find_collapses, write_report
-from ._results import load_results
+from ._results import load_diagnostics, load_results
 from ._runner import ParallelBackend, TaskFailure, run_cell, run_comparison
 from ._setup import (
     available_datasets,
@@ -45,12 +49,14 @@ __all__ = [
     "LR_GRID",
     "BenchmarkProtocol",
     "ParallelBackend",
+    "RoundDiagnostics",
     "TaskFailure",
     "area_under_learning_curve",
     "available_datasets",
     "find_collapses",
     "flat_pixels",
     "load_benchmark_data",
+    "load_diagnostics",
     "load_results",
     "make_mlp",
     "make_model",
@@ -65,6 +71,9 @@ __all__ = [
     "plot_aulc_ranking",
     "plot_learning_curves",
     "plot_penalty_matrix",
+    "plot_round_class_accuracy",
+    "plot_round_class_balance",
+    "plot_round_confidence",
     "stopping_points",
     "summarize",
     "summarize_stopping",
