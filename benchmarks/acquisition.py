@@ -150,10 +150,11 @@ def naive_npc(net, X_l, y_l, pool, n, n_candidates=1000, timed=10):
     scales to ``n_candidates``.
     """
     from skal import gradients
+    from skal._arrays import dense
     from skal.strategies.npc import zero_eigenvalue_cut
 
     def features(X):
-        return gradients._dense(gradients.last_layer_factors(net, X)[0].h).astype(float)
+        return dense(gradients.last_layer_factors(net, X)[0].h).astype(float)
 
     h_l, h_pool = features(X_l), features(pool)
     rng = np.random.RandomState(0)

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from scipy import sparse
 from scipy.special import softmax
-from sklearn.utils import gen_batches
 from torch import nn
 
-from ._config import get_config
+from ._arrays import chunks
+from ._torch import eval_mode
 from ._validation import check_fitted_estimator
 from .nets._batches import rows_to_tensor
 
@@ -59,12 +59,6 @@ class ForwardPass:
     proba: np.ndarray
     logits: np.ndarray
     features: object
-
-
-def chunks(n_samples, chunk_size=None):
-    """Row slices covering ``range(n_samples)``, ``chunk_size`` rows each."""
-    chunk_size = chunk_size or get_config()["chunk_size"]
-    return gen_batches(n_samples, chunk_size)
 
 
 def is_torch_net(estimator):
@@ -306,11 +300,9 @@ def _net_chunks(net, X, chunk_size, layer=None):
         captured["logits"] = output
 
     keep_sparse = getattr(module, "accepts_sparse_input", False)  # no densifying
-    was_training = module.training
     hook = None if layer is None else layer.register_forward_hook(keep_input_and_output)
-    module.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), eval_mode(module):
             for rows in chunks(X.shape[0], chunk_size):
                 batch = rows_to_tensor(X, rows, keep_sparse=keep_sparse)
                 output = module(batch.to(net.device))
@@ -329,7 +321,6 @@ def _net_chunks(net, X, chunk_size, layer=None):
     finally:
         if hook is not None:
             hook.remove()
-        module.train(was_training)
 
 
 def _net_proba(net, X, chunk_size):

@@ -13,7 +13,8 @@ This module holds that mathematics once for every gradient strategy:
 - :func:`last_layer_factors` streams ``a`` and ``h~`` over a pool for three losses
   (cross-entropy with the pseudo-label, cross-entropy with given labels, entropy);
 - :class:`GradientFactors` answers norms, inner products, distances and means;
-- :func:`kmeans_plus_plus` seeds k-means++ (BADGE) from factored distances;
+- :func:`kmeans_plus_plus` (in :mod:`skal._kmeanspp`, re-exported here) seeds
+  k-means++ (BADGE) from factored distances;
 - :func:`per_sample_gradient_norms` handles full-parameter gradients with
   ``torch.func`` (``vmap`` over ``grad``), chunk by chunk.
 
@@ -29,8 +30,11 @@ from scipy.special import xlogy
 from torch.func import functional_call, grad, vmap
 
 from . import embeddings
+from ._arrays import chunks, dense, row_sq_norms
 from ._config import get_config
+from ._kmeanspp import kmeans_plus_plus  # noqa: F401 (public here)
 from ._layer_norms import LayerCapture, UnsupportedLayer, parameter_owners
+from ._torch import eval_mode
 from .nets._batches import rows_to_tensor
 
 LOSSES = ("pseudo_label", "label", "entropy")
@@ -62,19 +66,19 @@ class GradientFactors:
 
     def sq_norms(self):
         """``||g_i||^2`` for every sample, shape (N,)."""
-        return _row_sq_norms(self.a) * _row_sq_norms(self.h)
+        return row_sq_norms(self.a) * row_sq_norms(self.h)
 
     def inner_with(self, a_other, h_other):
         """``<g_i, a_other (x) h_other>`` for every sample, shape (N,)."""
-        return (self.a @ a_other) * _dense(self.h @ h_other)
+        return (self.a @ a_other) * dense(self.h @ h_other)
 
     def mean_matrix(self):
         """The mean gradient as a C x (D+1) matrix ``M = mean_i a_i h~_i^T``."""
-        return _dense(self.h.T @ self.a).T / len(self)
+        return dense(self.h.T @ self.a).T / len(self)
 
     def inner_with_matrix(self, M):
         """``<g_i, vec(M)> = a_i^T M h~_i`` for every sample, shape (N,)."""
-        return np.einsum("nc,nc->n", _dense(self.h @ M.T), self.a)
+        return np.einsum("nc,nc->n", dense(self.h @ M.T), self.a)
 
     def sq_distances_to(self, M):
         """``||g_i - vec(M)||^2`` for every sample (clipped at 0), shape (N,)."""
@@ -84,7 +88,7 @@ class GradientFactors:
     def sq_distances_to_sample(self, j, sq_norms=None):
         """``||g_i - g_j||^2`` for every sample i, shape (N,)."""
         sq_norms = self.sq_norms() if sq_norms is None else sq_norms
-        a_j, h_j = self.a[j], _dense(self.h[j]).ravel()
+        a_j, h_j = self.a[j], dense(self.h[j]).ravel()
         distances = sq_norms + sq_norms[j] - 2 * self.inner_with(a_j, h_j)
         return np.maximum(distances, 0.0)
 
@@ -157,14 +161,15 @@ def last_layer_factors(
     out = embeddings.forward_pass(estimator, X, chunk_size=chunk_size)
     y_index = None
     if loss == "label":
-        y_index = _class_indices(estimator, y)
+        y_index = class_indices(estimator, y)
     a = logit_gradients(out.proba, out.logits, loss, y_index)
-    h = _append_bias_column(out.features, include_bias and _has_bias(estimator))
+    h = append_bias_column(out.features, include_bias and has_bias(estimator))
     dtype = np.float64 if sparse.issparse(h) else out.features.dtype
     return GradientFactors(a.astype(dtype), h), out.proba
 
 
-def _class_indices(estimator, y):
+def class_indices(estimator, y):
+    """Positions of the labels ``y`` in ``estimator.classes_`` (ValueError if unknown)."""
     classes = np.asarray(estimator.classes_)
     y = np.asarray(y)
     indices = np.searchsorted(classes, y)
@@ -175,305 +180,21 @@ def _class_indices(estimator, y):
     return indices
 
 
-def _has_bias(estimator):
+def has_bias(estimator):
+    """Whether the model's output layer has a bias (a trailing 1 in ``h~``)."""
     if embeddings.is_torch_net(estimator):
         return embeddings.output_layer(estimator.module_).bias is not None
     return bool(getattr(estimator, "fit_intercept", True))
 
 
-def _append_bias_column(h, bias):
+def append_bias_column(h, bias):
+    """``[h, 1]`` (CSR stays CSR, in float64) when ``bias``, else ``h`` itself."""
     if not bias:
         return h
     if sparse.issparse(h):
         ones = sparse.csr_matrix(np.ones((h.shape[0], 1)))
         return sparse.hstack([h, ones], format="csr", dtype=np.float64)
     return np.hstack([h, np.ones((h.shape[0], 1), dtype=h.dtype)])
-
-
-def _row_sq_norms(M):
-    if sparse.issparse(M):
-        return np.asarray(M.multiply(M).sum(axis=1)).ravel()
-    return np.einsum("ij,ij->i", M, M)
-
-
-def _dense(M):
-    return M.toarray() if sparse.issparse(M) else np.asarray(M)
-
-
-# ------------------------------------------------------------------- k-means++
-def kmeans_plus_plus(factors, n, random_state, *, weights=None, first=None):
-    """k-means++ seeding of ``n`` centers among the gradients, from factors only.
-
-    As in BADGE's reference code: the first center is the sample of largest
-    gradient norm, each next one is drawn with probability proportional to its
-    squared distance to the nearest center (D^2 sampling). If every remaining
-    distance is zero (duplicates), the next center is drawn uniformly among the
-    samples not chosen yet. Cost O(n N C) plus O(D) for each sample whose
-    nearest center may change (at most O(n N (C + D))); memory O(N (C + D)).
-
-    The C-dimensional factor is cheap; the (D+1)-dimensional one is bounded by
-    Cauchy-Schwarz, ``(a_i.a_c)(h_i.h_c) <= max(a_i.a_c, 0) ||h_i|| ||h_c||``, and
-    exact distances are computed only where that bound says the nearest center
-    can change (about an eighth of the pool per draw at N = 25,000, nearly all
-    of them sharing the center's pseudo-label). So the samples are grouped by
-    the sign pattern of ``a`` (:class:`_NearestCenters`): the rows to update are
-    then contiguous runs, multiplied in place instead of gathered (a gather
-    costs ~4x the product). The draws are those of plain k-means++ on
-    materialized embeddings, rounding aside, with :class:`_D2Sampler`'s rule
-    (integer masses, so that :mod:`skal.distributed` draws the same rows from a
-    partitioned pool).
-
-    Rejected after measurement: a triangle-inequality prune on center-to-center
-    distances, as in Elkan's k-means (removed almost nothing the Cauchy-Schwarz
-    bound keeps); a principal-directions + residual bound on ``h~`` as in
-    K-center (32 directions cut the exact rows by a quarter only, for an
-    O(N 32) bound per draw: within a pseudo-label the features are too alike).
-
-    Parameters
-    ----------
-    factors : GradientFactors
-    n : int
-        Number of centers.
-    random_state : RandomState
-        Source of the D^2 draws.
-    weights : ndarray of shape (N,), default=None
-        Non-negative per-sample weights: draws are proportional to ``weights *
-        D^2`` (None: plain D^2 sampling).
-    first : int, default=None
-        The first center (None: the sample of largest gradient norm).
-
-    Returns
-    -------
-    centers : ndarray of shape (n,)
-        Distinct sample indices in the order chosen.
-    """
-    pool = _NearestCenters(factors)
-    center = int(np.argmax(pool.sq_norms_by_row)) if first is None else int(first)
-    chosen = [center]
-    available = np.ones(len(factors), dtype=bool)
-    available[center] = False
-    sampler = _D2Sampler(pool.initial_distances(center), weights, center)
-    while len(chosen) < n:
-        center = sampler.draw(random_state, available)
-        chosen.append(center)
-        available[center] = False
-        sampler.remove(center)
-        rows, distances = pool.closer_to(center)
-        # A chosen row's distance to itself may round above 0: never redraw it.
-        keep = available[rows]
-        sampler.lower(rows[keep], distances[keep])
-    return np.asarray(chosen, dtype=np.int64)
-
-
-@dataclass
-class Center:
-    """One center's factors: ``a`` (C,), ``h`` (dense, D+1), ``||g||^2``, ``||h~||``."""
-
-    a: np.ndarray
-    h: np.ndarray
-    sq_norm: float
-    h_norm: float
-
-
-class _NearestCenters:
-    """Squared distance of every sample to its nearest center, updated per center.
-
-    Rows are kept sorted by the index of the most negative entry of ``a`` (the
-    pseudo-label for cross-entropy, the predicted class for the entropy loss):
-    samples whose ``a`` factors have a large positive inner product, the only
-    ones the Cauchy-Schwarz bound cannot rule out, are then neighbours, and
-    blocks of ``_RUN`` rows that are mostly to be updated are multiplied as
-    contiguous slices. The grouping only affects speed, never the result.
-    A center may be one of the rows (:meth:`center`) or come from elsewhere (a
-    :class:`Center` from another partition of the pool).
-    """
-
-    _RUN = 256  # rows per block; a block is updated whole if a quarter needs it
-
-    def __init__(self, factors):
-        a, h = factors.a, factors.h
-        self.order = np.argsort(np.argmin(a, axis=1), kind="stable")
-        self.position = np.empty_like(self.order)
-        self.position[self.order] = np.arange(len(self.order))
-        self.a_t = np.ascontiguousarray(a[self.order].T)  # a row-vector product: 2x
-        self.h = h[self.order]
-        self.sq_norms_by_row = factors.sq_norms().astype(np.float64)
-        self.sq_norms = self.sq_norms_by_row[self.order]
-        self.h_norms = np.sqrt(_row_sq_norms(self.h)).astype(np.float64)
-        n_blocks = -(-len(self.order) // self._RUN)
-        self.mask = np.zeros(n_blocks * self._RUN, dtype=bool)
-        self.nearest = None
-        # ||g_i||^2 and (a_i.a_c)(h~_i.h~_c) are each within (C + D + 1) eps of
-        # their value, so a distance below this fraction of ||g_i||^2 + ||g_c||^2
-        # is rounding: it is set to 0 (a duplicate of a center then weighs nothing,
-        # however and wherever, e.g. on which Dask partition, it is computed).
-        dtype = np.result_type(a.dtype, h.dtype, np.float32)
-        self.noise = (2 * (a.shape[1] + h.shape[1]) + 4) * np.finfo(dtype).eps
-
-    def center(self, row):
-        """Row ``row`` (caller's order) as a :class:`Center`."""
-        c = self.position[row]
-        return Center(
-            self.a_t[:, c].copy(),
-            _dense(self.h[c]).ravel(),
-            self.sq_norms[c],
-            self.h_norms[c],
-        )
-
-    def initial_distances(self, center):
-        """Distances to the first center (a row or a :class:`Center`), caller's order."""
-        center = self.center(center) if not isinstance(center, Center) else center
-        self.nearest = np.maximum(self._distances(center, slice(None)), 0.0)
-        return self.nearest[self.position]
-
-    def _distances(self, center, rows, a_dot=None):
-        a_dot = self.a_t[:, rows].T @ center.a if a_dot is None else a_dot
-        h_dot = _dense(self.h[rows] @ center.h).ravel()
-        sq_sums = self.sq_norms[rows] + center.sq_norm
-        distances = sq_sums - 2 * a_dot * h_dot
-        distances[distances <= self.noise * sq_sums] = 0.0
-        return distances
-
-    def closer_to(self, center):
-        """Update for a new center (a row or a :class:`Center`); return (caller
-        rows, new distances) that fell."""
-        center = self.center(center) if not isinstance(center, Center) else center
-        a_dot = center.a @ self.a_t
-        # The bound, in place: sq_i + sq_c - 2 max(a_dot, 0) ||h_i|| ||h_c||.
-        bound = np.maximum(a_dot, 0, dtype=np.float64)
-        bound *= self.h_norms
-        bound *= -2 * center.h_norm
-        bound += self.sq_norms
-        bound += center.sq_norm
-        np.less(bound, self.nearest * (1 + 1e-6), out=self.mask[: len(bound)])
-        changed = [
-            self._update(center, rows, a_dot[rows])
-            for rows in self._runs_and_rest(self.mask)
-        ]
-        positions = np.concatenate([p for p, _ in changed])
-        return self.order[positions], np.concatenate([d for _, d in changed])
-
-    def _runs_and_rest(self, mask):
-        """Slices covering the dense blocks of ``mask`` (whole blocks), the rest."""
-        n_rows = len(self.order)
-        per_block = mask.reshape(-1, self._RUN).sum(axis=1)
-        dense = np.concatenate([[0], per_block * 4 >= self._RUN, [0]])
-        edges = np.flatnonzero(np.diff(dense.astype(np.int8))) * self._RUN
-        for start, stop in zip(edges[::2], edges[1::2]):
-            mask[start:stop] = False
-            yield slice(start, min(stop, n_rows))
-        yield np.flatnonzero(mask[:n_rows])
-
-    def _update(self, center, rows, a_dot):
-        distances = np.maximum(self._distances(center, rows, a_dot), 0.0)
-        closer = distances < self.nearest[rows]
-        if isinstance(rows, slice):
-            positions = rows.start + np.flatnonzero(closer)
-        else:
-            positions = rows[closer]
-        self.nearest[positions] = distances[closer]
-        return positions, distances[closer]
-
-
-def mass_bits(n_rows):
-    """Bits ``K`` of the integer D^2 masses of ``n_rows`` rows: any sum of them
-    stays below 2^52, so float64 holds every partial sum exactly."""
-    return 52 - max(1, (int(n_rows) - 1).bit_length())
-
-
-def mass_exponent(largest):
-    """The ``E`` with ``2^(E-1) <= largest < 2^E`` (None when ``largest`` is 0)."""
-    return int(np.frexp(largest)[1]) if largest > 0 else None
-
-
-def quantized_masses(masses, bits, exponent):
-    """``floor(masses * 2^(bits - exponent))``: exact (a power-of-two scaling and
-    a floor), integers below ``2^bits`` held in float64."""
-    if exponent is None:
-        return np.zeros(len(masses))
-    scale = 2.0 ** (bits - exponent) if abs(bits - exponent) < 1000 else None
-    scaled = masses * scale if scale is not None else np.ldexp(masses, bits - exponent)
-    return np.floor(scaled, out=scaled)
-
-
-class _D2Sampler:
-    """D^2 draws from integer masses, so that any split of the rows draws alike.
-
-    The draw rule (the same on one machine and across Dask partitions,
-    :mod:`skal.distributed`): with ``E`` the exponent of the largest mass
-    (``2^(E-1) <= max p < 2^E``) and ``K = mass_bits(N)``, each row's mass
-    ``p_i`` is truncated to the integer ``q_i = floor(p_i 2^(K-E))`` (exact
-    float operations: a power-of-two scaling, then a floor); a uniform integer
-    ``t = random_state.randint(sum q)`` selects the first row whose cumulative
-    ``q`` exceeds ``t``. Sums of these integers stay below 2^52, so every sum
-    is exact in float64 whatever the order: the pick does not depend on how the
-    rows are grouped into blocks, machines or partitions (a float cumulative
-    sum, as in ``RandomState.choice``, does, by rounding). Truncation moves
-    each row's mass by less than ``2^-K`` of twice the largest mass (2^-37 at
-    25,000 rows, 2^-28 at 10^7), about float64's own rounding of a cumulative
-    sum over the pool (``N eps`` of the total). When every mass is 0 (only
-    duplicates of the centers remain) the row is uniform among the available
-    ones: the ``randint(n_available)``-th in row order.
-
-    The rows are kept in ``sqrt(N)`` blocks: one draw sums the blocks and scans
-    one block; ``q`` is recomputed in full only when ``E`` changes (a few
-    times per batch).
-    """
-
-    def __init__(self, distances, weights, chosen=None, *, n_rows_drawn_from=None):
-        n_rows = len(distances)
-        self.weights = None if weights is None else np.asarray(weights, np.float64)
-        self.bits = mass_bits(
-            n_rows if n_rows_drawn_from is None else n_rows_drawn_from
-        )
-        self.block = max(1, int(np.sqrt(n_rows)))
-        n_blocks = -(-n_rows // self.block)
-        self.padded = np.zeros(n_blocks * self.block)
-        self.padded_q = np.zeros(n_blocks * self.block)
-        self.p = self.padded[:n_rows]
-        self.q = self.padded_q[:n_rows]
-        self.exponent = None
-        self.cumulative = None
-        self.lower(np.arange(n_rows), distances)
-        if chosen is not None:
-            self.remove(chosen)
-
-    def lower(self, rows, distances):
-        """Set the distances of ``rows`` (the D^2 mass is ``weights * distance``)."""
-        masses = distances if self.weights is None else distances * self.weights[rows]
-        self.p[rows] = masses
-        self.q[rows] = quantized_masses(masses, self.bits, self.exponent)
-        self.cumulative = None
-
-    def remove(self, row):
-        self.p[row] = 0.0
-        self.q[row] = 0.0
-        self.cumulative = None
-
-    def largest_mass(self):
-        return float(self.p.max()) if self.p.size else 0.0
-
-    def total(self, exponent):
-        """Sum of the integer masses at ``exponent`` (see the class docstring)."""
-        if exponent != self.exponent:
-            self.exponent = exponent
-            self.q[:] = quantized_masses(self.p, self.bits, exponent)
-        self.cumulative = np.cumsum(self.padded_q.reshape(-1, self.block).sum(axis=1))
-        return int(self.cumulative[-1])  # exact: integers below 2^52
-
-    def locate(self, target):
-        """The first row whose cumulative integer mass exceeds ``target``."""
-        b = int(self.cumulative.searchsorted(target, side="right"))
-        base = self.cumulative[b - 1] if b else 0
-        local = np.cumsum(self.padded_q[b * self.block : (b + 1) * self.block])
-        return b * self.block + int(local.searchsorted(target - base, side="right"))
-
-    def draw(self, random_state, available):
-        total = self.total(mass_exponent(self.largest_mass()))
-        if total == 0:
-            rows = np.flatnonzero(available)
-            return int(rows[random_state.randint(len(rows))])
-        return self.locate(random_state.randint(total))
 
 
 # -------------------------------------------- full-parameter per-sample gradients
@@ -567,15 +288,10 @@ def per_sample_gradients(
     labels = (
         torch.zeros(X.shape[0], dtype=torch.long) if y is None else torch.as_tensor(y)
     )
-    was_training = module.training
-    module.eval()
-    try:
-        for start in range(0, X.shape[0], chunk_size):
-            rows = slice(start, min(start + chunk_size, X.shape[0]))
+    with eval_mode(module):
+        for rows in chunks(X.shape[0], chunk_size):
             x = rows_to_tensor(X, rows).to(net.device)
             yield rows, per_sample_grad(differentiated, x, labels[rows].to(net.device))
-    finally:
-        module.train(was_training)
 
 
 def per_sample_gradient_norms(
@@ -677,11 +393,9 @@ def _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size):
     size = chunk_size or min(_FIRST_FACTORED_CHUNK, limit)
     labels = None if y is None else torch.as_tensor(np.asarray(y))
     norms = np.empty(X.shape[0])
-    was_training = module.training
-    module.eval()
-    try:
+    with eval_mode(module):
         start = 0
-        while start < X.shape[0]:
+        while start < X.shape[0]:  # chunk sizes adapt to the first chunk's memory
             rows = slice(start, min(start + size, X.shape[0]))
             with torch.enable_grad(), LayerCapture(owners) as capture:
                 logits = module(rows_to_tensor(X, rows).to(net.device))
@@ -694,6 +408,4 @@ def _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size):
                 kept = max(1, 2 * capture.input_bytes_per_sample())
                 size = int(np.clip(ACTIVATION_CHUNK_BYTES // kept, 1, limit))
             start = rows.stop
-    finally:
-        module.train(was_training)
     return norms

@@ -59,13 +59,6 @@ def check_indices(indices, n_rows, name):
     return array.astype(np.int64)
 
 
-def stack_rows(first, second):
-    """Rows of ``first`` then ``second`` (dense arrays of any rank, or sparse)."""
-    if sparse.issparse(first) or sparse.issparse(second):
-        return sparse.vstack([first, second], format="csr")
-    return np.concatenate([np.asarray(first), np.asarray(second)])
-
-
 def flat_rows(X):
     """``X`` as a 2-D float matrix (images flattened; sparse stays sparse CSR)."""
     if sparse.issparse(X):

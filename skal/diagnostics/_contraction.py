@@ -19,7 +19,8 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
 from .. import gradients
-from .._config import get_config
+from .._arrays import chunks
+from .._torch import eval_mode
 from .._validation import check_pool
 from ..nets._batches import rows_to_tensor
 from ._common import panel_grid
@@ -142,14 +143,10 @@ class GradientDiscrepancyMonitor(Callback):
         module = net.module_
         params = [p for p in module.parameters() if p.requires_grad]
         weights = self._loss_weights()
-        labels = torch.as_tensor(gradients._class_indices(net, np.asarray(self.y)))
+        labels = torch.as_tensor(gradients.class_indices(net, np.asarray(self.y)))
         total = [torch.zeros(p.shape, dtype=torch.float64) for p in params]
-        chunk_size = self.chunk_size or get_config()["chunk_size"]
-        was_training = module.training
-        module.eval()
-        try:
-            for start in range(0, len(weights), chunk_size):
-                rows = slice(start, start + chunk_size)
+        with eval_mode(module):
+            for rows in chunks(len(weights), self.chunk_size):
                 x = rows_to_tensor(self.sample_, rows).to(net.device)
                 with torch.enable_grad():
                     logits = _logits(module(x), len(net.classes_))
@@ -161,8 +158,6 @@ class GradientDiscrepancyMonitor(Callback):
                 for acc, g in zip(total, grads):
                     if g is not None:
                         acc += (g.to_dense() if g.is_sparse else g).double().cpu()
-        finally:
-            module.train(was_training)
         return float(torch.sqrt(sum(g.pow(2).sum() for g in total)))
 
     def _loss_weights(self):

@@ -18,6 +18,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 
 from .. import gradients
+from .._arrays import stack_rows
 from .._validation import check_fitted_estimator, check_pool, n_features_of
 from ._common import (
     LABELED_COLOR,
@@ -28,7 +29,6 @@ from ._common import (
     flat_rows,
     hide_ticks,
     panel_grid,
-    stack_rows,
 )
 
 SPACES = ("input", "gradient")

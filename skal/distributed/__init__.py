@@ -15,7 +15,7 @@ order, the same random draws for the same seed.
   (their masks are seeded per chunk).
 - BADGE and grad_kmeans seed k-means++ with per-partition actors holding the
   gradient factors and D^2 masses; the draws use integer masses, whose sums do
-  not depend on the partitioning (:class:`skal.gradients._D2Sampler`).
+  not depend on the partitioning (:class:`skal._kmeanspp.D2Sampler`).
 - K-center and grad_seq keep per-partition actors and make one global
   reduction per pick.
 

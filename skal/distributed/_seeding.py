@@ -1,7 +1,7 @@
 """k-means++ seeding (BADGE, grad_kmeans) over a Dask pool, draw for draw.
 
 Each block's actor keeps its rows' gradient factors, their squared distance to
-the nearest center and their D^2 masses (:class:`skal.gradients._D2Sampler`
+the nearest center and their D^2 masses (:class:`skal._kmeanspp.D2Sampler`
 with the pool's row count). One pick takes three rounds:
 
 1. every block lowers its distances to the new center (Cauchy-Schwarz-pruned,
@@ -13,7 +13,7 @@ with the pool's row count). One pick takes three rounds:
    returns its row (and the row's factors, the next center).
 
 Integer sums are exact, so block sums add up to the in-memory sums and ``t``
-lands on the same row as in :func:`skal.gradients.kmeans_plus_plus`: with the
+lands on the same row as in :func:`skal._kmeanspp.kmeans_plus_plus`: with the
 same seed the picks are the in-memory picks. (A distance computed by a
 different BLAS kernel may differ in its last float32 bit; a pick can change only
 if ``t`` falls within that rounding of a row's boundary, about 1e-7 of a draw.)
@@ -22,7 +22,7 @@ if ``t`` falls within that rounding of a row's boundary, about 1e-7 of a draw.)
 import numpy as np
 
 from .. import gradients
-from ..gradients import _D2Sampler, _NearestCenters, mass_exponent
+from .._kmeanspp import D2Sampler, NearestCenters, mass_exponent
 from ..strategies.base import top_n
 from ._cluster import raising_numerical_errors
 from ._ranking import merge_top_n
@@ -115,7 +115,7 @@ def _candidate_factors(state, rows, largest, power):
 
 
 def kmeans_plus_plus(blocks, n, random_state):
-    """:func:`skal.gradients.kmeans_plus_plus` over the blocks' actors, in global rows.
+    """:func:`skal._kmeanspp.kmeans_plus_plus` over the blocks' actors, in global rows.
 
     The first center is the largest first key (gradient norm, or grad_kmeans's
     score), ties to the lower row; the next ``n - 1`` are drawn as described in
@@ -162,7 +162,7 @@ class _SeedingBlock:
 
     def __init__(self, state, n_rows_drawn_from):
         factors, first_key, weights, self.global_rows = state
-        self.nearest = _NearestCenters(factors)
+        self.nearest = NearestCenters(factors)
         self.first_key = (
             self.nearest.sq_norms_by_row if first_key is None else first_key
         )
@@ -184,7 +184,7 @@ class _SeedingBlock:
     @raising_numerical_errors
     def start(self, center, own):
         """Distances to the first center; ``own``: it is this block's row."""
-        self.sampler = _D2Sampler(
+        self.sampler = D2Sampler(
             self.nearest.initial_distances(center),
             self.weights,
             own,
@@ -207,7 +207,7 @@ class _SeedingBlock:
 
     @raising_numerical_errors
     def add_center(self, center, own):
-        """As :func:`skal.gradients.kmeans_plus_plus` after a draw."""
+        """As :func:`skal._kmeanspp.kmeans_plus_plus` after a draw."""
         if own is not None:
             self.available[own] = False
             self.sampler.remove(own)

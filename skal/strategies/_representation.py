@@ -7,9 +7,17 @@ input, or any embedding (a fitted transformer or a function of ``X``).
 
 import numpy as np
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from .. import embeddings
 from .base import QueryStrategy
+
+# The ``space`` parameter's entry in a strategy's ``_parameter_constraints``.
+SPACE_CONSTRAINTS = [
+    StrOptions({"features", "input"}),
+    HasMethods(["transform"]),
+    callable,
+]
 
 
 def uses_estimator(space):

@@ -11,12 +11,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from .. import embeddings
+from .._arrays import stack_rows
+from .._fingerprints import row_digests
 from ._registry import get_strategy, register
 from .base import QueryStrategy
 
@@ -229,17 +230,17 @@ class ALBL(QueryStrategy):
 
     def _learn_from_batch(self, X, y):
         """Reward the pending draws whose labels are in ``(X, y)``; update weights."""
-        label_of = dict(zip(_row_keys(X), y.tolist()))
+        label_of = dict(zip(row_digests(X), y.tolist()))
         rows_kept, draws_kept = [], []
         for rows, draws in self.pending_queries_:
-            for i, (key, draw) in enumerate(zip(_row_keys(rows), draws)):
+            for i, (key, draw) in enumerate(zip(row_digests(rows), draws)):
                 if key in label_of:
                     rows_kept.append(rows[i : i + 1])
                     draws_kept.append({**draw, "label": label_of[key]})
         self.pending_queries_ = []
         if not draws_kept:
             return
-        self.queried_X_ = _stack([self.queried_X_, *rows_kept])
+        self.queried_X_ = stack_rows(self.queried_X_, *rows_kept)
         new = pd.DataFrame([{c: d[c] for c in HISTORY_COLUMNS} for d in draws_kept])
         self.query_history_ = (
             pd.concat([self.query_history_, new], ignore_index=True)
@@ -366,38 +367,3 @@ def _make_expert(strategy):
         f"ALBL's strategies must be registered names or QueryStrategy instances, "
         f"got {strategy!r}."
     )
-
-
-def _row_keys(X):
-    """Hashable key of each row's values, the same for dense and sparse rows."""
-    keys = []
-    if sparse.issparse(X):
-        X = sparse.csr_matrix(X, dtype=np.float64, copy=True)
-        X.sum_duplicates()  # also sorts the indices
-        X.eliminate_zeros()
-        for start, stop in zip(X.indptr[:-1], X.indptr[1:]):
-            keys.append(
-                (
-                    X.indices[start:stop].astype(np.int64).tobytes(),
-                    X.data[start:stop].tobytes(),
-                )
-            )
-        return keys
-    for row in np.asarray(X, dtype=np.float64).reshape(X.shape[0], -1):
-        nonzero = np.flatnonzero(row)
-        keys.append((nonzero.astype(np.int64).tobytes(), row[nonzero].tobytes()))
-    return keys
-
-
-def _stack(blocks):
-    blocks = [b for b in blocks if b is not None]
-    if any(sparse.issparse(b) for b in blocks):
-        return sparse.vstack(
-            [
-                sparse.csr_matrix(b.reshape(b.shape[0], -1))
-                if not sparse.issparse(b)
-                else b
-                for b in blocks
-            ]
-        ).tocsr()
-    return np.concatenate(blocks)

@@ -19,8 +19,8 @@ import sys
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import gen_batches
 
+from .._arrays import chunks
 from .._config import get_config
 from .._validation import (
     check_fitted_estimator,
@@ -190,7 +190,7 @@ class QueryStrategy(BaseEstimator):
                         else take_rows(X_pool, candidates[rows])
                     )
                 )
-                for rows in gen_batches(size, chunk_size)
+                for rows in chunks(size, chunk_size)
             ]
         )
 

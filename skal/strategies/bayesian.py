@@ -46,6 +46,7 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from .. import embeddings
+from .._torch import eval_mode
 from ..nets._batches import rows_to_tensor
 from ._registry import register
 from .base import QueryStrategy
@@ -172,14 +173,13 @@ def seeded_mc_dropout_statistics(
     keep_sparse = getattr(module, "accepts_sparse_input", False)
     device = torch.device(net.device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
-    modes = [(m, m.training) for m in module.modules()]
     try:
         with (
             _TORCH_RNG_LOCK,
             torch.random.fork_rng(devices=fork_devices),
             torch.inference_mode(),
+            eval_mode(module),  # the dropouts are switched on below
         ):
-            module.eval()
             tail = None
             for index, rows in enumerate(embeddings.chunks(n_rows, chunk_size)):
                 batch = rows_to_tensor(X, rows, keep_sparse=keep_sparse).to(device)
@@ -202,8 +202,6 @@ def seeded_mc_dropout_statistics(
     finally:
         for hook in hooks:
             hook.remove()
-        for m, training in modes:
-            m.train(training)
     return MCDropoutStatistics(
         mean_proba=total_proba / n_samples,
         mean_entropy=total_entropy / n_samples,

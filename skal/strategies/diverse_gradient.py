@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from .. import gradients
+from .._kmeanspp import kmeans_plus_plus
 from ._registry import register
 from .base import top_n
 from .gradient import GradDiscrepancy
@@ -42,7 +43,7 @@ class GradKMeans(GradDiscrepancy):
     ``c`` so far: BADGE's D^2 sampling (distances between the discrepancy vectors
     ``g_x - mean_L g`` equal those between the gradients) tilted towards high
     discrepancy, with BADGE's pruned seeding
-    (:func:`skal.gradients.kmeans_plus_plus`). The draws are among the
+    (:func:`skal._kmeanspp.kmeans_plus_plus`). The draws are among the
     ``candidate_factor * n`` points of highest discrepancy (with the default
     tilt, points outside them would rarely be drawn), which bounds the cost of
     the sequential draws independently of the pool size.
@@ -95,7 +96,7 @@ class GradKMeans(GradDiscrepancy):
         scores = scores[candidates]
         tilt = (scores / max(scores.max(), 1e-300)) ** self.score_power
         # BADGE's seeding (Cauchy-Schwarz-pruned), tilted and started at grad's top.
-        picks = gradients.kmeans_plus_plus(
+        picks = kmeans_plus_plus(
             factors.take(candidates),
             n,
             self.random_state_,

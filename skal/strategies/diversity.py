@@ -4,11 +4,12 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics import pairwise_distances_argmin_min
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from .. import gradients
+from .._arrays import chunks, dense, row_sq_norms
+from .._kmeanspp import kmeans_plus_plus
 from ._registry import register
-from ._representation import SpaceStrategy
+from ._representation import SPACE_CONSTRAINTS, SpaceStrategy
 from .base import QueryStrategy
 
 
@@ -58,7 +59,7 @@ class BADGE(QueryStrategy):
         factors, _ = gradients.last_layer_factors(
             self.estimator_, X_pool, include_bias=self.include_bias
         )
-        return gradients.kmeans_plus_plus(factors, n, self.random_state_)
+        return kmeans_plus_plus(factors, n, self.random_state_)
 
 
 @register("kcenter")
@@ -87,11 +88,7 @@ class KCenterGreedy(SpaceStrategy):
     """
 
     _parameter_constraints = {
-        "space": [
-            StrOptions({"features", "input"}),
-            HasMethods(["transform"]),
-            callable,
-        ],
+        "space": SPACE_CONSTRAINTS,
         "random_state": ["random_state"],
     }
 
@@ -134,8 +131,8 @@ def nearest_sq_distances(points, centers, chunk_size=4096):
         return distances.astype(np.float64) ** 2
     centers_sq = _row_sq_norms_float64(centers)
     nearest = np.empty(points.shape[0])
-    for start in range(0, points.shape[0], chunk_size):
-        chunk = points[start : start + chunk_size]
+    for rows in chunks(points.shape[0], chunk_size):
+        chunk = points[rows]
         scores = chunk @ centers.T  # in the points' precision, then in place
         scores *= -2
         scores += centers_sq.astype(scores.dtype)
@@ -145,7 +142,7 @@ def nearest_sq_distances(points, centers, chunk_size=4096):
             + centers_sq[closest]
             - 2 * np.einsum("ij,ij->i", chunk, centers[closest], dtype=np.float64)
         )
-        nearest[start : start + chunk_size] = np.maximum(exact, 0.0)
+        nearest[rows] = np.maximum(exact, 0.0)
     return nearest
 
 
@@ -225,7 +222,7 @@ class NearestDistances:
 
     def center(self, row):
         """``(vector, squared norm)`` of point ``row``."""
-        return gradients._dense(self.points[row]).ravel(), self.sq_norms[row]
+        return dense(self.points[row]).ravel(), self.sq_norms[row]
 
     def add_center(self, vector, sq_norm, row=None):
         """Lower the distances to a new center; ``row``: it is this point (never
@@ -252,7 +249,7 @@ class NearestDistances:
         bound -= self.slack + slack
         rows = np.flatnonzero(2 * bound < self.nearest)
         to_center = self.sq_norms[rows] + sq_norm
-        to_center -= 2 * gradients._dense(self.points[rows] @ vector).ravel()
+        to_center -= 2 * dense(self.points[rows] @ vector).ravel()
         self.nearest[rows] = np.minimum(self.nearest[rows], np.maximum(to_center, 0.0))
         if row is not None:
             self.nearest[row] = -1.0  # never pick twice, even among duplicates
@@ -261,7 +258,7 @@ class NearestDistances:
 def _row_sq_norms_float64(points):
     """Squared row norms accumulated in float64 (float32 sums would loosen the bound)."""
     if sparse.issparse(points):
-        return gradients._row_sq_norms(points.astype(np.float64))
+        return row_sq_norms(points.astype(np.float64))
     return np.einsum("ij,ij->i", points, points, dtype=np.float64)
 
 
@@ -283,7 +280,7 @@ def principal_frame(points):
     k = min(_BOUND_DIRECTIONS, n_dims, n_rows)
     # A fixed-seed sample: the bound must not consume the strategy's random draws.
     rows = np.random.RandomState(0).permutation(n_rows)[:_BOUND_SAMPLE]
-    sample = gradients._dense(points[np.sort(rows)]).astype(np.float64)
+    sample = dense(points[np.sort(rows)]).astype(np.float64)
     mean = sample.mean(0)
     centered = sample - mean
     _, vectors = np.linalg.eigh(centered.T @ centered)
@@ -297,9 +294,9 @@ def frame_coordinates(points, sq_norms, frame):
     of a pool, :mod:`skal.distributed`) can be placed in these points' frame.
     """
     mean, directions = frame
-    coords = gradients._dense(points @ directions).astype(np.float64)
+    coords = dense(points @ directions).astype(np.float64)
     coords -= mean @ directions
-    centered_sq = sq_norms - 2 * gradients._dense(points @ mean).ravel() + mean @ mean
+    centered_sq = sq_norms - 2 * dense(points @ mean).ravel() + mean @ mean
     residual = np.sqrt(
         np.maximum(centered_sq - np.einsum("ij,ij->i", coords, coords), 0)
     )

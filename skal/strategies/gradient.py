@@ -12,6 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import embeddings, gradients
+from .._arrays import dense, row_sq_norms
 from ._registry import register
 from .base import QueryStrategy
 
@@ -101,7 +102,7 @@ class GradDiscrepancy(QueryStrategy):
             )
             self.reference_gradient_ = factors.mean_matrix()
         else:
-            indices = gradients._class_indices(self.estimator_, y_ref)
+            indices = gradients.class_indices(self.estimator_, y_ref)
             total = None
             for _, grads in gradients.per_sample_gradients(
                 self.estimator_, X_ref, loss="label", y=indices
@@ -224,7 +225,7 @@ class _LazyDiscrepancy:
         self.sq_norms = factors.sq_norms().astype(np.float64)
         # Widened by the float32 rounding of the exact products, which must stay
         # inside their bounds.
-        h_norms = np.sqrt(gradients._row_sq_norms(self.h)).astype(np.float64)
+        h_norms = np.sqrt(row_sq_norms(self.h)).astype(np.float64)
         self.h_norms = h_norms * (1 + 1e-5) + 1e-30
         # Across partitions (skal.distributed) every partition's h must be
         # non-negative for the [0, b] bound: the caller passes the common answer.
@@ -267,7 +268,7 @@ class _LazyDiscrepancy:
             group = rows[self.seen[rows] == first]
             self.n_updated += len(group) * (t - first)
             a_dots = self.a[group] @ self.picked_a[first:t].T
-            h_dots = gradients._dense(self.h[group] @ self.picked_h[first:t].T)
+            h_dots = dense(self.h[group] @ self.picked_h[first:t].T)
             self.exact[group] += np.einsum("ij,ij->i", a_dots, h_dots, dtype=np.float64)
         self.key[rows] = self.count * self.sq_norms[rows] - 2 * self.exact[rows]
         self.width[rows] = 0.0
@@ -342,10 +343,10 @@ class EGL(QueryStrategy):
     def _score(self, X_pool):
         if self.last_layer:
             out = embeddings.forward_pass(self.estimator_, X_pool)
-            h = gradients._append_bias_column(
-                out.features, gradients._has_bias(self.estimator_)
+            h = gradients.append_bias_column(
+                out.features, gradients.has_bias(self.estimator_)
             )
-            h_norm = np.sqrt(gradients._row_sq_norms(h))
+            h_norm = np.sqrt(row_sq_norms(h))
             if out.logits.shape[1] == 1:  # binary sigmoid model: |a| = |p1 - y|
                 p1 = out.proba[:, 1]
                 a_norm = 2 * p1 * (1 - p1)
@@ -421,15 +422,13 @@ class EntropyGradNorm(QueryStrategy):
         factors, _ = gradients.last_layer_factors(
             self.estimator_, X_pool, loss="entropy"
         )
-        a_norm = np.sqrt(gradients._row_sq_norms(factors.a))
+        a_norm = np.sqrt(row_sq_norms(factors.a))
         if self.norm == "global":
-            return a_norm * np.sqrt(gradients._row_sq_norms(factors.h))
+            return a_norm * np.sqrt(row_sq_norms(factors.h))
         # Weight tensor a h^T and bias tensor a: ||a|| ||h|| + ||a||.
-        has_bias = gradients._has_bias(self.estimator_)
+        has_bias = gradients.has_bias(self.estimator_)
         h = factors.h[:, :-1] if has_bias else factors.h
-        return a_norm * np.sqrt(gradients._row_sq_norms(h)) + (
-            a_norm if has_bias else 0
-        )
+        return a_norm * np.sqrt(row_sq_norms(h)) + (a_norm if has_bias else 0)
 
 
 @register("expected_gradnorm")

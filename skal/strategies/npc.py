@@ -57,7 +57,6 @@ best value beats every remaining bound. Either way the result is the exhaustive
 search's (up to exact ties).
 """
 
-import hashlib
 from numbers import Integral
 
 import numpy as np
@@ -67,7 +66,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from .. import gradients
-from .._config import get_config
+from .._arrays import chunks, dense
+from .._fingerprints import row_digests
 from ._registry import register
 from .base import QueryStrategy
 
@@ -132,7 +132,7 @@ def npc_criterion(h_labeled, h_batch, n_classes):
         Smallest non-zero eigenvalue of ``C H H^T`` (0 if ``H`` is zero); the paper's
         value whenever ``rank`` is the number of rows.
     """
-    H = np.vstack([_dense(h_labeled), _dense(h_batch)]).astype(np.float64)
+    H = np.vstack([dense(h_labeled), dense(h_batch)]).astype(np.float64)
     ranks, values = _ranks_and_values(np.linalg.eigvalsh(H @ H.T), len(H))
     return int(ranks[0]), n_classes * float(values[0])
 
@@ -143,23 +143,13 @@ def _row_form(mu, cross, gram):
 
 
 # ---------------------------------------------------------------- helpers on features
-def _dense(M):
-    return gradients._dense(M)
-
-
-def _row_chunks(n_rows):
-    """Slices of ``chunk_size`` rows covering ``range(n_rows)`` (none if empty)."""
-    size = get_config()["chunk_size"]
-    return [slice(start, start + size) for start in range(0, n_rows, size)]
-
-
 def _nonzero_columns(h):
     """Mask of the feature columns that are non-zero in some row (dead units: False)."""
     mask = np.zeros(h.shape[1], dtype=bool)
     if sparse.issparse(h):
         mask[h.indices[h.data != 0]] = True
         return mask
-    for rows in _row_chunks(h.shape[0]):
+    for rows in chunks(h.shape[0]):
         mask |= np.any(h[rows] != 0, axis=0)
     return mask
 
@@ -167,9 +157,9 @@ def _nonzero_columns(h):
 def _column_gram(h):
     """``h^T h`` in float64, chunk by chunk (dense) or by a sparse product."""
     if sparse.issparse(h):
-        return _dense(h.T @ h).astype(np.float64)
+        return dense(h.T @ h).astype(np.float64)
     gram = np.zeros((h.shape[1], h.shape[1]))
-    for rows in _row_chunks(h.shape[0]):
+    for rows in chunks(h.shape[0]):
         chunk = h[rows].astype(np.float64)
         gram += chunk.T @ chunk
     return gram
@@ -178,9 +168,9 @@ def _column_gram(h):
 def _project(h, directions):
     """``h @ directions`` in float64 (N x k), chunk by chunk."""
     out = np.empty((h.shape[0], directions.shape[1]))
-    for rows in _row_chunks(h.shape[0]):
+    for rows in chunks(h.shape[0]):
         out[rows] = (
-            _dense(h[rows] @ directions)
+            dense(h[rows] @ directions)
             if sparse.issparse(h)
             else (h[rows].astype(np.float64) @ directions)
         )
@@ -309,7 +299,7 @@ class _ColumnSpace(_Space):
         return rows if sparse.issparse(rows) else rows.astype(np.float64)
 
     def _coordinates(self, batch, columns=slice(None)):
-        return _dense(self._rows(batch) @ self.basis[:, columns])
+        return dense(self._rows(batch) @ self.basis[:, columns])
 
     def _column_matrix(self, batch):
         B = self._coordinates(batch)  # n x r
@@ -324,7 +314,7 @@ class _ColumnSpace(_Space):
             labeled = self._coordinates(batch, slice(self.r0, None))
         rows = self._rows(batch)
         cross = np.sqrt(self.mu_labeled)[:, None] * labeled.T  # k_L x n
-        return cross, _dense(rows @ rows.T)
+        return cross, dense(rows @ rows.T)
 
     def upper_bounds(self, batches):
         """Cauchy interlacing bounds on each batch's value (None: not worth it)."""
@@ -338,11 +328,11 @@ class _ColumnSpace(_Space):
         index = self.rank - self.max_rank
         bounds = np.empty(len(batches))
         step = max(1, _STACK_ELEMENTS // (self.n * dims))
-        for start in range(0, len(batches), step):
-            L = low[batches[start : start + step]]  # (g, n, dims)
+        for rows in chunks(len(batches), step):
+            L = low[batches[rows]]  # (g, n, dims)
             matrices = np.swapaxes(L, 1, 2) @ L
             matrices[:, np.arange(dims), np.arange(dims)] += self.mu[:dims]
-            bounds[start : start + len(L)] = np.linalg.eigvalsh(matrices)[:, index]
+            bounds[rows] = np.linalg.eigvalsh(matrices)[:, index]
         return bounds
 
 
@@ -362,7 +352,7 @@ class _RowSpace(_Space):
             if sparse.issparse(h_labeled)
             else np.asarray(h_labeled, dtype=np.float64)
         )
-        mu, vectors = np.linalg.eigh(_dense(self.h_labeled @ self.h_labeled.T))
+        mu, vectors = np.linalg.eigh(dense(self.h_labeled @ self.h_labeled.T))
         spanned = mu > zero_eigenvalue_cut(mu.max(initial=0.0), gram_size)
         self.mu_labeled, self.vectors = mu[spanned], vectors[:, spanned]
         alive = _nonzero_columns(h_pool) | _nonzero_columns(h_labeled)
@@ -373,8 +363,8 @@ class _RowSpace(_Space):
         self.cross_products = None
         if n * n_candidates >= h_pool.shape[0]:
             self.cross_products = np.empty((h_pool.shape[0], len(self.mu_labeled)))
-            for rows in _row_chunks(h_pool.shape[0]):
-                products = _dense(self._rows(rows) @ self.h_labeled.T)  # chunk x n_L
+            for rows in chunks(h_pool.shape[0]):
+                products = dense(self._rows(rows) @ self.h_labeled.T)  # chunk x n_L
                 self.cross_products[rows] = products @ self.vectors
 
     def _rows(self, rows):
@@ -386,8 +376,8 @@ class _RowSpace(_Space):
         if self.cross_products is not None:
             cross = self.cross_products[batch].T
         else:
-            cross = self.vectors.T @ _dense(self.h_labeled @ rows.T)  # k_L x n
-        return cross, _dense(rows @ rows.T)
+            cross = self.vectors.T @ dense(self.h_labeled @ rows.T)  # k_L x n
+        return cross, dense(rows @ rows.T)
 
 
 def _feature_space(h_labeled, h_pool, n, n_candidates):
@@ -432,38 +422,6 @@ def _best_candidate(space, batches, is_degenerate):
     return best, best_key[0], best_key[1], evaluated
 
 
-def _row_fingerprint(values, indices):
-    """A hash of one row given by its non-zero values (as float64) and their columns."""
-    values = np.asarray(values, dtype=np.float64)
-    keep = values != 0  # also drops -0.0 and explicit zeros: same row, same hash
-    return hashlib.blake2b(
-        np.asarray(indices, dtype=np.int64)[keep].tobytes() + values[keep].tobytes(),
-        digest_size=16,
-    ).digest()
-
-
-def _row_fingerprints(X, rows=None):
-    """Hashes of rows of ``X`` (dense of any shape, or CSR), equal for equal rows."""
-    rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
-    subset = X[rows]  # only these rows are copied
-    if sparse.issparse(subset):
-        subset = sparse.csr_matrix(subset)
-        subset.sum_duplicates()  # X[rows] is a copy: canonical order in place
-        return [
-            _row_fingerprint(
-                subset.data[subset.indptr[i] : subset.indptr[i + 1]],
-                subset.indices[subset.indptr[i] : subset.indptr[i + 1]],
-            )
-            for i in range(len(rows))
-        ]
-    subset = np.asarray(subset).reshape(len(rows), -1)
-    return [
-        _row_fingerprint(row[columns], columns)
-        for row in subset
-        for columns in [np.flatnonzero(row)]
-    ]
-
-
 class _RepeatsSample:
     """Does a batch repeat a sample (within itself or from the labeled set)?
 
@@ -479,7 +437,7 @@ class _RepeatsSample:
     def __call__(self, batch):
         missing = [i for i in dict.fromkeys(batch.tolist()) if i not in self.cache]
         if missing:
-            self.cache.update(zip(missing, _row_fingerprints(self.X_pool, missing)))
+            self.cache.update(zip(missing, row_digests(self.X_pool, missing)))
         fingerprints = [self.cache[i] for i in batch.tolist()]
         return len(set(fingerprints)) < len(fingerprints) or any(
             f in self.labeled for f in fingerprints
@@ -552,7 +510,7 @@ class NPC(QueryStrategy):
             self.labeled_fingerprints_ = set()
         else:
             self.h_labeled_ = self._features(X)
-            self.labeled_fingerprints_ = set(_row_fingerprints(X))
+            self.labeled_fingerprints_ = set(row_digests(X))
         self.n_classes_ = len(self.estimator_.classes_)
 
     def _features(self, X):

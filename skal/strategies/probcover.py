@@ -6,10 +6,10 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.neighbors import radius_neighbors_graph
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._registry import register
-from ._representation import SpaceStrategy
+from ._representation import SPACE_CONSTRAINTS, SpaceStrategy
 from .typiclust import _stack_labeled, cluster_points
 
 
@@ -60,11 +60,7 @@ class ProbCover(SpaceStrategy):
         "delta": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "purity": [Interval(Real, 0, 1, closed="both")],
         "n_classes": [Interval(Integral, 1, None, closed="left"), None],
-        "space": [
-            StrOptions({"features", "input"}),
-            HasMethods(["transform"]),
-            callable,
-        ],
+        "space": SPACE_CONSTRAINTS,
         "random_state": ["random_state"],
     }
 

@@ -7,10 +7,11 @@ import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
+from .._arrays import stack_rows
 from ._registry import register
-from ._representation import SpaceStrategy
+from ._representation import SPACE_CONSTRAINTS, SpaceStrategy
 
 
 @register("typiclust")
@@ -55,11 +56,7 @@ class TypiClust(SpaceStrategy):
     """
 
     _parameter_constraints = {
-        "space": [
-            StrOptions({"features", "input"}),
-            HasMethods(["transform"]),
-            callable,
-        ],
+        "space": SPACE_CONSTRAINTS,
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "max_clusters": [Interval(Integral, 1, None, closed="left")],
         "min_cluster_size": [Interval(Integral, 0, None, closed="left")],
@@ -118,11 +115,7 @@ def _stack_labeled(labeled, pool):
     """Labeled points first, then the pool; the number of labeled rows."""
     if labeled is None:
         return pool, 0
-    from scipy import sparse
-
-    if sparse.issparse(pool) or sparse.issparse(labeled):
-        return sparse.vstack([labeled, pool], format="csr"), labeled.shape[0]
-    return np.vstack([labeled, pool]), labeled.shape[0]
+    return stack_rows(labeled, pool), labeled.shape[0]
 
 
 def cluster_points(points, n_clusters, random_state):

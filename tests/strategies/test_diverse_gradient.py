@@ -9,7 +9,8 @@ from sklearn.model_selection import GridSearchCV
 from skal import ActiveLearner
 from skal.strategies import GradKMeans
 
-from ..test_gradients import d2_draw, materialize_discrepancy_problem
+from ..test_gradients import materialize_discrepancy_problem
+from ..test_kmeanspp import d2_draw
 
 
 @pytest.fixture

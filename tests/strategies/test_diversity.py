@@ -8,7 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from skal.strategies import BADGE, KCenterGreedy
 from skal.strategies.diversity import farthest_first
 
-from ..test_gradients import autograd_last_layer, d2_draw
+from ..test_gradients import autograd_last_layer
+from ..test_kmeanspp import d2_draw
 
 
 @pytest.mark.parametrize("include_bias", [False, True])

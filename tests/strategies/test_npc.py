@@ -234,13 +234,14 @@ def test_duplicate_check_hashes_only_the_rows_of_leading_batches(blobs, monkeypa
     X, y = blobs
     net = tiny_mlp(hidden_layer_sizes=(40,)).fit(X, y)
     hashed = []
-    real = npc_module._row_fingerprint
+    real = npc_module.row_digests
 
-    def counting(values, indices):
-        hashed.append(1)
-        return real(values, indices)
+    def counting(X, rows=None):
+        digests = real(X, rows)
+        hashed.extend(digests)
+        return digests
 
-    monkeypatch.setattr(npc_module, "_row_fingerprint", counting)
+    monkeypatch.setattr(npc_module, "row_digests", counting)
     strategy = NPC(n_candidates=100, random_state=0).fit(X[:60], y[:60], estimator=net)
     hashed.clear()
     strategy.query(X[100:], 3)
