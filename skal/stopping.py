@@ -42,7 +42,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import embeddings
-from ._config import get_config
+from ._arrays import chunks
 from ._validation import take_rows
 from .callbacks import RoundStatistic
 
@@ -119,10 +119,9 @@ class _PoolCriterion(StoppingCriterion):
 
 def predictions(estimator, X, chunk_size=None):
     """``estimator.predict`` chunk by chunk (bounded memory on large pools)."""
-    chunk_size = chunk_size or get_config()["chunk_size"]
     parts = [
-        np.asarray(estimator.predict(X[start : start + chunk_size]))
-        for start in range(0, X.shape[0], chunk_size)
+        np.asarray(estimator.predict(X[rows]))
+        for rows in chunks(X.shape[0], chunk_size)
     ]
     return np.concatenate(parts)
 

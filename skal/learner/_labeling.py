@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from .._arrays import stack_rows
 from .._validation import check_n_queries
 from ._callbacks import _unlabeled_rows
 from ._labels import _concat_labels
-from ._pool import _stack
 
 
 class _LabelingLoop:
@@ -120,7 +120,7 @@ class _LabelingLoop:
                 round_=round_,
                 labeled_indices=self.labeled_indices_.copy(),
             )
-            self._labeled_X = _stack(self._labeled_X, X_new)
+            self._labeled_X = stack_rows(self._labeled_X, X_new)
             self._labeled_y = _concat_labels(self._labeled_y, y_new)
             self._pool_rows = np.concatenate([self._pool_rows, pool_rows])
             self.labeled_indices_ = np.concatenate([self.labeled_indices_, learned])

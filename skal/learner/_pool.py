@@ -13,12 +13,6 @@ def _take(X, indices):
     return X[np.asarray(indices, dtype=np.int64)]
 
 
-def _stack(A, B):
-    if sparse.issparse(A):
-        return sparse.vstack([A, B], format="csr")
-    return np.concatenate([A, B])
-
-
 def _close(A, B, rtol=1e-6):
     """Same shape and values equal up to ``rtol`` times the largest magnitude."""
     if A.shape != B.shape:

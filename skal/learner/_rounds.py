@@ -10,12 +10,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 from tqdm.auto import tqdm
 
+from .._arrays import stack_rows
 from .._validation import UNLABELED
 from ..strategies import QueryStrategy, get_strategy
 from ._callbacks import _Callbacks
 from ._initial import _InitialSet
 from ._labels import _concat_labels, _labels_at
-from ._pool import _stack, _take
+from ._pool import _take
 from ._training import _new_seed
 
 
@@ -166,7 +167,7 @@ class _RoundLoop(_Callbacks, _InitialSet):
             declined[np.setdiff1d(queried, answered)] = True
             queried = answered
             labeled = np.concatenate([labeled, queried])
-            self._labeled_X = _stack(self._labeled_X, _take(X, queried))
+            self._labeled_X = stack_rows(self._labeled_X, _take(X, queried))
             self._labeled_y = _concat_labels(self._labeled_y, new_labels)
         progress.close()
         # Ready for query(): the strategy sees the final model and labeled set.

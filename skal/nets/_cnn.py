@@ -31,6 +31,7 @@ import torch
 from skorch.utils import to_tensor
 from torch import nn
 
+from .._torch import eval_mode
 from .._validation import check_pool, n_features_of_array
 from ._backbones import make_backbone
 from ._base import SkalNetClassifier
@@ -289,13 +290,9 @@ class CNNModule(nn.Module):
 
     def _backbone_size(self, in_shape):
         """Length of the backbone's feature vector, from one dummy image."""
-        was_training = self.backbone.training
-        self.backbone.eval()  # batch norm cannot train on a single 1x1 map
-        try:
-            with torch.no_grad():
-                out = self.backbone(torch.zeros(1, *in_shape))
-        finally:
-            self.backbone.train(was_training)
+        # Eval mode: batch norm cannot train on a single 1x1 map.
+        with eval_mode(self.backbone), torch.no_grad():
+            out = self.backbone(torch.zeros(1, *in_shape))
         return int(out[0].numel())
 
     def features(self, X):

@@ -33,11 +33,11 @@ import math
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._config import get_config
+from .._arrays import chunks
+from .._torch import eval_mode
 from ._batches import rows_to_tensor
 
 
@@ -235,10 +235,8 @@ class LossPredictionMixin:
             named[name].register_forward_hook(
                 FeatureRecorder(self.loss_features_, name)
             )
-        self.module_.eval()
-        with torch.no_grad():
+        with eval_mode(self.module_), torch.no_grad():
             self.module_(rows_to_tensor(self.example_input_, slice(0, 2)))
-        self.module_.train()
         channels = [self.loss_features_[name].shape[1] for name in layers]
         self.loss_module_ = LossPredictionModule(channels, settings.width)
         self.loss_layers_ = list(layers)
@@ -296,18 +294,11 @@ class LossPredictionMixin:
                 f"module: set loss_prediction=LossPrediction() and fit again."
             )
         X = self._validate_X(X, reset=False)
-        was_training = self.module_.training
-        self.module_.eval()
-        self.loss_module_.eval()
         predicted = []
-        try:
-            with torch.inference_mode():
-                for rows in gen_batches(X.shape[0], get_config()["chunk_size"]):
-                    self.module_(rows_to_tensor(X, rows).to(self.device))
-                    predicted.append(self._predicted_loss().float().cpu().numpy())
-        finally:
-            self.module_.train(was_training)
-            self.loss_module_.train(was_training)
+        with eval_mode(self.module_, self.loss_module_), torch.inference_mode():
+            for rows in chunks(X.shape[0]):
+                self.module_(rows_to_tensor(X, rows).to(self.device))
+                predicted.append(self._predicted_loss().float().cpu().numpy())
         return np.concatenate(predicted)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
