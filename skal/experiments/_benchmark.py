@@ -67,20 +67,12 @@ def _strategy(name, params):
 
 
 def _cell_task(
-    estimator,
-    strategy,
-    params,
-    seed,
-    data,
-    dataset,
-    model,
-    n_rounds,
-    batch_size,
-    monitors,
-    warm_start=False,
+    estimator, strategy, params, seed, data, dataset, model, learner_params, monitors
 ):
     """One benchmark cell (runs on a worker).
 
+    ``learner_params``: the protocol's ``n_rounds``, ``batch_size``,
+    ``warm_start`` and ``initial_strategy`` (:func:`learner_params`).
     ``monitors``: the protocol's ``evaluate``, ``ssl_every``, ``stopping`` and
     ``diagnostics`` (:func:`monitoring_callbacks`).
 
@@ -103,16 +95,24 @@ def _cell_task(
         (data.X_pool, data.y_pool, data.X_test, data.y_test),
         dataset=dataset,
         model=model,
-        batch_size=batch_size,
-        n_rounds=n_rounds,
-        warm_start=warm_start,
         # A warm-started network needs every output from round 0 on. Only then:
         # classes changes the first rounds' networks, hence the cold protocol's cells.
-        classes=np.unique(data.y_pool) if warm_start else None,
+        classes=classes if learner_params.get("warm_start") else None,
         callbacks=callbacks or None,
         return_diagnostics=True,
+        **learner_params,
     )
     return rows.assign(strategy=strategy), diagnostics  # the registered name
+
+
+def learner_params(protocol):
+    """The :class:`skal.ActiveLearner` parameters a protocol sets for every cell."""
+    return dict(
+        n_rounds=protocol.n_rounds,
+        batch_size=protocol.batch_size,
+        warm_start=protocol.warm_start,
+        initial_strategy=protocol.initial_strategy,
+    )
 
 
 def _preflight_task(estimator, strategy, params, data, batch_size):
@@ -257,10 +257,8 @@ class _Run:
                     shared[name],
                     name,
                     self.model,
-                    p.n_rounds,
-                    p.batch_size,
+                    learner_params(p),
                     monitors,
-                    p.warm_start,
                 ),
                 {},
             )

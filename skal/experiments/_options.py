@@ -95,6 +95,17 @@ def seeds(value):
         ) from None
 
 
+def one_of(allowed):
+    """A single name from ``allowed``."""
+
+    def chosen(value):
+        if not isinstance(value, str) or value not in allowed:
+            raise Expected(f"one of {list(allowed)}")
+        return value
+
+    return chosen
+
+
 def choices_of(allowed):
     """A tuple of distinct names from ``allowed``; None or empty: no name."""
 

@@ -37,6 +37,15 @@ from ._sweep import LR_GRID
 __all__ = ["BenchmarkProtocol"]
 
 INITIAL_SET = "one batch, uniform at random"
+# Model-free strategies that may choose the initial set (ActiveLearner's
+# initial_strategy; names mean space="input"). "random" is the default, None.
+INITIAL_STRATEGIES = ("random", "typiclust", "probcover", "kcenter")
+
+
+def _initial_strategy(value):
+    """A name of INITIAL_STRATEGIES; "random" is the default, None."""
+    value = opt.optional(opt.one_of(INITIAL_STRATEGIES))(value)
+    return None if value == "random" else value
 
 
 def _data(default, help, **kwargs):
@@ -263,6 +272,16 @@ class BenchmarkProtocol:
         convert=opt.boolean,
         action=argparse.BooleanOptionalAction,
     )
+    initial_strategy: str | None = _protocol(
+        None,
+        "how the initial set (one batch) is chosen: uniformly at random (the "
+        "default; paper 001) or by a model-free strategy on the input features "
+        "(ActiveLearner's initial_strategy); the same rows for every strategy of "
+        "a seed",
+        saved="protocol",
+        convert=_initial_strategy,
+        choices=list(INITIAL_STRATEGIES),
+    )
     # --- execution --------------------------------------------------------------
     output_dir: str = _execution("skal-bench", "results directory", convert=opt.path)
     n_jobs: int = _execution(
@@ -377,7 +396,9 @@ class BenchmarkProtocol:
         protocol = {
             "model": self.model_name(estimator),
             "estimator": _describe(built),
-            "initial_set": INITIAL_SET,
+            "initial_set": INITIAL_SET
+            if self.initial_strategy is None
+            else f"one batch, chosen by {self.initial_strategy} on the input",
         }
         protocol.update(self._saved("protocol"))
         run = self._saved("run")

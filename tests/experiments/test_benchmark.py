@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 from skal.experiments import (
+    BenchmarkProtocol,
     _benchmark,
     find_collapses,
     load_results,
@@ -251,6 +252,33 @@ def test_warm_start_reaches_the_learner_and_is_recorded(
     assert config["protocol"]["warm_start"] is True
     with pytest.raises(ValueError, match="warm_start"):  # a resume keeps the protocol
         _run(small_digits, tmp_path / "warm", strategies=["random"], seeds=1)
+
+
+def test_initial_strategy_chooses_one_initial_set_per_seed(
+    small_digits, tmp_path, monkeypatch
+):
+    seen = []
+    real = _benchmark.run_cell
+
+    def spy(estimator, strategy, seed, data, **kwargs):
+        seen.append(kwargs["initial_strategy"])
+        return real(estimator, strategy, seed, data, **kwargs)
+
+    monkeypatch.setattr(_benchmark, "run_cell", spy)
+    report = _run(small_digits, tmp_path, seeds=1, initial_strategy="typiclust")
+    assert seen == ["typiclust", "typiclust"]
+    first = report.results[report.results["round"] == 0]
+    assert first["accuracy"].nunique() == 1  # the same rows and model seed
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["protocol"]["initial_strategy"] == "typiclust"
+    assert (
+        config["protocol"]["initial_set"]
+        == "one batch, chosen by typiclust on the input"
+    )
+    # "random" is the default protocol (paper 001's random batch).
+    assert BenchmarkProtocol(initial_strategy="random").initial_strategy is None
+    with pytest.raises(ValueError, match="initial_strategy"):
+        BenchmarkProtocol(initial_strategy="margin")  # needs a model
 
 
 def test_budget_larger_than_the_pool_is_refused(small_digits, tmp_path):

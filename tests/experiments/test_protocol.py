@@ -39,6 +39,7 @@ EXAMPLES = {
     "ssl_every": (3, ["3"], 3),
     "stopping": (True, [], True),  # --stopping
     "warm_start": (True, [], True),  # --warm-start
+    "initial_strategy": ("typiclust", ["typiclust"], "typiclust"),
     "diagnostics": (True, [], True),  # --diagnostics
     "output_dir": ("/tmp/out", ["/tmp/out"], "/tmp/out"),
     "n_jobs": (3, ["3"], 3),
@@ -123,7 +124,7 @@ def test_config_protocol_keeps_the_keys_and_values_of_earlier_versions():
     # lacking them reads as these defaults on resume).
     added = {
         "evaluate": [], "ssl_every": 1, "stopping": False, "warm_start": False,
-        "diagnostics": False,
+        "diagnostics": False, "initial_strategy": None,
     }  # fmt: skip
     assert {key: recorded.pop(key) for key in added} == added
     assert BenchmarkProtocol.recorded_defaults().items() >= added.items()
