@@ -34,6 +34,7 @@ would be ambiguous and are refused: search over whole lists instead
 (``{"stopping": [[A(), B(window=2)], [A(), B(window=5)]]}``).
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -297,7 +298,10 @@ class OverallUncertainty(_PoolCriterion):
     Parameters
     ----------
     threshold : float, default=0.05
-        Uncertainty below which to stop.
+        Uncertainty below which to stop. A model trained with label smoothing
+        ``eps`` (skal's ``MLPClassifier`` defaults to 0.1) keeps the uncertainty
+        of even well-fit rows near ``eps (1 - 1/C)``; a threshold at or under
+        that warns (raise it, or train with ``criterion__label_smoothing=0.0``).
     aggregate : {"mean", "max"}, default="mean"
     stop_set_size : int or None, default=None
         Rows of a fixed stop set; ``None`` evaluates the rows unlabeled at each
@@ -326,11 +330,18 @@ class OverallUncertainty(_PoolCriterion):
         self.stop_set_size = stop_set_size
         self.random_state = random_state
 
+    def on_fit_begin(self, learner, **kwargs):
+        super().on_fit_begin(learner, **kwargs)
+        self._checked_smoothing = False
+
     def _statistic(self, context):
         _, rows = self._rows(context)
         if rows is None:
             return np.nan
         proba = embeddings.predict_proba(context["estimator"], rows)
+        if not self._checked_smoothing:
+            self._warn_if_unreachable(context["estimator"], proba.shape[1])
+            self._checked_smoothing = True
         uncertainty = 1.0 - proba.max(axis=1)
         return float(
             uncertainty.max() if self.aggregate == "max" else uncertainty.mean()
@@ -338,6 +349,26 @@ class OverallUncertainty(_PoolCriterion):
 
     def _fires(self, statistic):
         return statistic < self.threshold
+
+    def _warn_if_unreachable(self, estimator, n_classes):
+        # Label smoothing eps trains the top probability towards 1 - eps (1 - 1/C),
+        # so the uncertainty of well-fit rows stays near eps (1 - 1/C) (skal's
+        # MLPClassifier defaults to eps = 0.1).
+        params = (
+            estimator.get_params(deep=False) if hasattr(estimator, "get_params") else {}
+        )
+        smoothing = params.get("criterion__label_smoothing") or 0.0
+        floor = smoothing * (1.0 - 1.0 / n_classes)
+        if floor and self.threshold <= floor:
+            warnings.warn(
+                f"OverallUncertainty(threshold={self.threshold}) will hardly ever "
+                f"fire: the model is trained with label smoothing {smoothing}, which "
+                f"keeps the uncertainty 1 - max p of even well-fit rows near "
+                f"{floor:.3g}. Use a threshold above {floor:.3g}, or train with "
+                f"criterion__label_smoothing=0.0.",
+                UserWarning,
+                stacklevel=2,
+            )
 
 
 class LabelBudget(StoppingCriterion):

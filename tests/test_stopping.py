@@ -1,5 +1,7 @@
 """Stopping criteria: each against a hand-computed sequence, then in the learner."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -16,6 +18,8 @@ from skal.stopping import (
     ValidationPlateau,
     agreement_kappa,
 )
+
+from .conftest import tiny_mlp
 
 
 class TableModel(ClassifierMixin, BaseEstimator):
@@ -155,6 +159,28 @@ def test_overall_uncertainty_mean_and_max():
     )
     assert statistics == pytest.approx([0.5])
     assert fired == [False]  # "under the threshold": 0.5 is not below 0.5
+
+
+def test_overall_uncertainty_warns_when_label_smoothing_keeps_it_above(blobs):
+    X, y = blobs
+    kwargs = dict(batch_size=5, n_rounds=1, random_state=0)
+    stopping = OverallUncertainty(threshold=0.05)
+    # 4 classes: label smoothing 0.1 keeps 1 - max p near 0.1 * (1 - 1/4) = 0.075.
+    with pytest.warns(UserWarning, match="label smoothing 0.1.*0.075"):
+        ActiveLearner(tiny_mlp(), "margin", stopping=stopping, **kwargs).fit(
+            X[:60], y[:60]
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="OverallUncertainty")
+        ActiveLearner(
+            tiny_mlp(criterion__label_smoothing=0.0),
+            "margin",
+            stopping=stopping,
+            **kwargs,
+        ).fit(X[:60], y[:60])
+        ActiveLearner(
+            tiny_mlp(), "margin", stopping=OverallUncertainty(threshold=0.1), **kwargs
+        ).fit(X[:60], y[:60])
 
 
 def test_label_budget_counts_labeled_rows():
