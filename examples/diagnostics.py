@@ -34,11 +34,11 @@ import pandas as pd
 import torch
 from PIL import Image
 from scipy.spatial.distance import pdist
-from sklearn.base import clone
 
+from skal import ActiveLearner
+from skal.callbacks import RoundRecorder
 from skal.datasets import load_cifar10_test_jpeg, load_mnist
 from skal.diagnostics import (
-    RoundRecord,
     acquire_batches,
     last_layer_gradient_embeddings,
     plot_acquisition_geometry,
@@ -178,24 +178,35 @@ def score_shift(mnist, cifar, out):
 def lplgrad_run(mnist, out, n_rounds=8, batch_size=100, shown=(2, 4, 6, 8)):
     X, y = pixels(mnist.X_train), mnist.y_train
     X_test, y_test = pixels(mnist.X_test), mnist.y_test
+    # The learner runs the rounds; the recorder keeps each round's model and picks.
+    recorder = RoundRecorder(keep_estimators=True)
     strategy = LPLgrad()
-    base = prepare_estimator(
-        MLPClassifier(hidden_layer_sizes=(256,), classes=np.arange(10), random_state=0),
+    learner = ActiveLearner(
+        # LPLgrad trains the net jointly with a loss-prediction module.
+        prepare_estimator(
+            # Plain cross-entropy, as in the paper (label smoothing, the
+            # MLPClassifier default, caps the confidences near 0.9).
+            MLPClassifier(
+                hidden_layer_sizes=(256,),
+                criterion__label_smoothing=0.0,
+                random_state=0,
+            ),
+            strategy,
+        ),
         strategy,
-    )
-    labeled = np.random.RandomState(0).choice(len(X), batch_size, replace=False)
-    records = []
-    for round_ in range(n_rounds + 1):
-        net = clone(base).fit(X[labeled], y[labeled])
-        unlabeled = np.setdiff1d(np.arange(len(X)), labeled)
-        picks = clone(strategy).fit(X[labeled], y[labeled], estimator=net)
-        queried = unlabeled[picks.query(X[unlabeled], batch_size)]
-        records.append(RoundRecord(round_, net, labeled, queried))
-        print(
-            f"round {round_}: {len(labeled)} labeled, "
-            f"test accuracy {net.score(X_test, y_test):.3f}"
-        )
-        labeled = np.concatenate([labeled, queried])
+        batch_size=batch_size,
+        n_rounds=n_rounds,
+        classes=np.arange(10),
+        callbacks=[recorder],
+        random_state=0,
+    ).fit(X, y, eval_set=(X_test, y_test))
+    for round_, n_labeled, score in zip(
+        learner.history_["round"],
+        learner.history_["n_labeled"],
+        learner.history_["eval_score"],
+    ):
+        print(f"round {round_}: {n_labeled} labeled, test accuracy {score:.3f}")
+    records = learner.callbacks_[0].records_
     chosen = [r for r in records if r.round in shown]
     figures = {
         "tsne": plot_feature_embeddings(chosen, X, y, max_points=1500),
