@@ -13,6 +13,19 @@ traffic for the two layouts, in one run, interleaved trials, one thread:
 Session 5 (loaded machine, three runs): 1.27-1.46x faster gather/scatter interleaved for
 300-1,200 unique rows, i.e. a projected sparse step of ~2.6x the dense one
 (from 3.0x), not yet the issue's 2.5x.
+
+An implementation was tried (session 5) and reverted because its end-to-end gain
+could not be measured on the loaded machine (benchmarks/training.py ratios moved
+by 2x between identical runs). What it needs, for whoever retries: the optimizer
+allocates an (N, 2D) table at the first sparse step and sets ``param.data`` to
+its left half, the velocity buffer to its right half (re-interleave whenever
+``load_state_dict`` or a device move breaks the sharing: compare data pointers);
+``F.embedding_bag`` COPIES a strided weight (412 ms instead of 2.5 ms per call
+on the 101,322 x 512 layer), so the CSR forward must gather the batch's rows with
+``F.embedding(rows, weight, sparse=True)`` first, and the gathered leaf must be a
+contiguous clone; ``state_dict`` of the layer and of the optimizer must save
+contiguous copies (else each carries the whole table). Pickle and deepcopy keep
+the views (tests/nets/test_sparse.py has a pickled-net regression test).
 """
 
 import statistics

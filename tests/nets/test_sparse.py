@@ -234,3 +234,25 @@ def test_batches_and_forward_pass_stay_sparse(monkeypatch):
     out = embeddings.forward_pass(net, X, chunk_size=16)
     np.testing.assert_allclose(out.features, dense.features, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out.proba, dense.proba, rtol=1e-5, atol=1e-6)
+
+
+def test_a_pickled_sparse_net_trains_on_like_the_original():
+    # The first layer's weight and velocity share one table while training; a
+    # pickled or deep-copied net must train on from the same weights and
+    # velocities, without touching the original's memory.
+    import copy
+    import pickle
+
+    X, y = sparse_data()
+    net = small_mlp(max_epochs=2).fit(X, y)
+    pickled = pickle.loads(pickle.dumps(net))
+    deep = copy.deepcopy(net)
+    before = net.module_.hidden[0].weight.detach().clone()
+    for other in (pickled, deep):
+        other.partial_fit(X, y)
+    torch.testing.assert_close(net.module_.hidden[0].weight, before, rtol=0, atol=0)
+    net.partial_fit(X, y)
+    for other in (pickled, deep):
+        np.testing.assert_allclose(
+            other.predict_proba(X), net.predict_proba(X), rtol=1e-5, atol=1e-7
+        )
