@@ -39,9 +39,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
-from skorch.dataset import unpack_data
+from skorch.dataset import Dataset, unpack_data
 
-from .._validation import check_pool, n_features_of_array
+from .._validation import check_pool, n_features_of_array, take_rows
 from ._lean import LeanTrainingMixin
 from ._loss_prediction import LossPredictionMixin
 from ._sparse import LazySparseMixin
@@ -233,12 +233,42 @@ class BaseNetClassifier(NeuralNetClassifier):
         proba : ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
+        if isinstance(X, torch.utils.data.Dataset):
+            # skorch's scoring callbacks (EpochScoring with on_train=True, or on
+            # a validation split) pass the Dataset this net trains on.
+            return super().predict_proba(X)
         X = self._validate_X(X, reset=False)
         return super().predict_proba(X)
 
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """skorch's split; a ``Subset`` (``ValidSplit``'s output) becomes a Dataset.
+
+        skal's batch slicer and lean loop read ``dataset.X`` and ``dataset.y``,
+        which a ``torch.utils.data.Subset`` does not have.
+        """
+        train, valid = super().get_split_datasets(X, y, **fit_params)
+        return _rows_dataset(train), _rows_dataset(valid)
+
     def predict(self, X):
-        """Most probable class label for each row of ``X``."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """Most probable class label for each row of ``X``.
+
+        Given a torch ``Dataset`` (what skorch's scoring callbacks pass), the
+        class *indices* (positions in ``classes_``): the Dataset holds the
+        encoded targets the net trains on, which the callback compares them with.
+        """
+        indices = np.argmax(self.predict_proba(X), axis=1)
+        if isinstance(X, torch.utils.data.Dataset):
+            return indices
+        return self.classes_[indices]
+
+
+def _rows_dataset(dataset):
+    """A ``Subset`` of a skorch Dataset as a skorch Dataset of its rows."""
+    if isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "X"):
+        base, rows = dataset.dataset, np.asarray(dataset.indices)
+        y = None if base.y is None else base.y[rows]
+        return Dataset(take_rows(base.X, rows), y)
+    return dataset
 
 
 class SkalNetClassifier(

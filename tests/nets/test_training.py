@@ -329,3 +329,27 @@ def test_flush_reads_only_rows_that_ever_moved():
     assert (state["row_step"][40:] == 0).all()  # never read by flush
     assert torch.equal(layer.weight[40:], initial[40:])
     torch.testing.assert_close(layer.weight, linear.weight.t(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("valid", [False, True], ids=["on_train", "valid_split"])
+def test_skorch_epoch_scoring_scores_string_labels(digits, valid):
+    # skorch's scoring callbacks hand predict the Dataset the net trains on, whose
+    # targets are skal's class indices: predict must answer in indices there.
+    from skorch.callbacks import EpochScoring
+    from skorch.dataset import ValidSplit
+
+    X, y = digits
+    labels = np.array(list("abcdefghij"))[y[:300]]
+    params = {"train_split": ValidSplit(5, stratified=True)} if valid else {}
+    net = MLPClassifier(
+        hidden_layer_sizes=(32,),
+        max_epochs=8,
+        random_state=0,
+        callbacks=[EpochScoring("accuracy", on_train=not valid, name="acc")],
+        **params,
+    ).fit(X[:300], labels)
+    scores = net.history[:, "acc"]
+    assert 0.0 <= min(scores) and max(scores) <= 1.0
+    # Labels compared in one encoding: the last epochs score like net.score does.
+    assert scores[-1] > 0.8, scores
+    assert net.predict(X[:5]).dtype.kind == "U"  # arrays still get the labels
