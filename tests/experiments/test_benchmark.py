@@ -225,17 +225,23 @@ def test_strategy_params_are_used_and_recorded(small_digits, tmp_path, monkeypat
         _run(small_digits, tmp_path, strategy_params={"margin": {"nope": 1}})
 
 
-def test_warm_start_reaches_the_learner_and_is_recorded(
-    small_digits, tmp_path, monkeypatch
-):
+def _learner_params_seen(monkeypatch, name):
+    """The values of the learner parameter ``name`` each cell's run_cell gets."""
     seen = []
     real = _benchmark.run_cell
 
     def spy(estimator, strategy, seed, data, **kwargs):
-        seen.append(kwargs["warm_start"])
+        seen.append(kwargs[name])
         return real(estimator, strategy, seed, data, **kwargs)
 
     monkeypatch.setattr(_benchmark, "run_cell", spy)
+    return seen
+
+
+def test_warm_start_reaches_the_learner_and_is_recorded(
+    small_digits, tmp_path, monkeypatch
+):
+    seen = _learner_params_seen(monkeypatch, "warm_start")
     with warnings.catch_warnings():
         # The network has every class's output from round 0: no fresh restarts.
         warnings.filterwarnings("error", message="warm_start")
@@ -257,14 +263,7 @@ def test_warm_start_reaches_the_learner_and_is_recorded(
 def test_initial_strategy_chooses_one_initial_set_per_seed(
     small_digits, tmp_path, monkeypatch
 ):
-    seen = []
-    real = _benchmark.run_cell
-
-    def spy(estimator, strategy, seed, data, **kwargs):
-        seen.append(kwargs["initial_strategy"])
-        return real(estimator, strategy, seed, data, **kwargs)
-
-    monkeypatch.setattr(_benchmark, "run_cell", spy)
+    seen = _learner_params_seen(monkeypatch, "initial_strategy")
     report = _run(small_digits, tmp_path, seeds=1, initial_strategy="typiclust")
     assert seen == ["typiclust", "typiclust"]
     first = report.results[report.results["round"] == 0]
