@@ -164,7 +164,9 @@ def test_skorch_default_train_split_is_explained(digits):
     module = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     net = NeuralNetClassifier(module, criterion=nn.CrossEntropyLoss, verbose=0)
     with pytest.raises(ValueError, match="Pass train_split=None to the net"):
-        ActiveLearner(net, "margin", batch_size=10, n_rounds=1).fit(X, y)
+        ActiveLearner(net, "margin", batch_size=10, n_rounds=1, random_state=0).fit(
+            X, y
+        )
 
 
 def test_skorch_net_takes_float64_input(blobs):
