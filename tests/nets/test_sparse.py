@@ -5,7 +5,8 @@ import pytest
 import torch
 from scipy import sparse
 from sklearn.base import clone
-from skorch.callbacks import LRScheduler
+from skorch.callbacks import Callback, EpochScoring, LRScheduler
+from skorch.dataset import ValidSplit
 from torch import nn
 
 from skal import embeddings
@@ -183,6 +184,70 @@ def test_fit_on_csr_equals_fit_on_dense(params, monkeypatch):
         rtol=1e-4,
         atol=1e-6,
     )
+
+
+class FirstLayerAtEpochEnd(Callback):
+    """Reads the first-layer weight after every epoch, as checkpoints do."""
+
+    def initialize(self):
+        self.weights_ = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.weights_.append(net.module_.hidden[0].weight.detach().clone())
+
+
+def count_flushes(monkeypatch):
+    calls = []
+    original = LazyMomentumSGD.flush
+    monkeypatch.setattr(
+        LazyMomentumSGD, "flush", lambda self: calls.append(1) or original(self)
+    )
+    return calls
+
+
+def test_default_callbacks_leave_rows_lazy_until_the_end_of_fit(monkeypatch):
+    # skorch's default callbacks read only the history: one flush, at train end.
+    X, y = sparse_data()
+    flushes = count_flushes(monkeypatch)
+    small_mlp(max_epochs=3).fit(X, y)
+    assert len(flushes) == 1
+
+
+@pytest.mark.parametrize(
+    "make_params",
+    [
+        lambda: {"callbacks": [("weights", FirstLayerAtEpochEnd())]},
+        lambda: {
+            "callbacks": [
+                EpochScoring(
+                    "neg_log_loss", on_train=True, use_caching=False, name="nll"
+                )
+            ]
+        },
+        lambda: {"train_split": ValidSplit(4, stratified=True)},
+    ],
+    ids=["reads_weights", "scores_training_data", "validation"],
+)
+def test_weights_read_between_epochs_are_current(make_params):
+    # Everything reading the weights between epochs sees what dense SGD trained.
+    # (Fresh callbacks per net: skorch does not copy callback instances.)
+    X, y = sparse_data(n_rows=200)
+    lazy = small_mlp(**make_params()).fit(X, y)
+    dense = small_mlp(**make_params()).fit(X.toarray(), y)
+    assert isinstance(lazy.optimizer_, LazyMomentumSGD)
+    keys = [k for k in ("train_loss", "valid_loss", "nll") if k in dense.history[-1]]
+    assert len(keys) == (1 if "weights" in dict(lazy.callbacks_) else 2)
+    for key in keys:
+        np.testing.assert_allclose(
+            lazy.history[:, key], dense.history[:, key], rtol=1e-6
+        )
+    if "weights" in dict(lazy.callbacks_):
+        lazy_weights = dict(lazy.callbacks_)["weights"].weights_
+        dense_weights = dict(dense.callbacks_)["weights"].weights_
+        assert len(lazy_weights) == len(dense_weights) == 4
+        for a, b in zip(lazy_weights, dense_weights):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_unsupported_optimizers_fall_back_to_dense_updates():
