@@ -30,6 +30,7 @@ contract :mod:`skal.embeddings` relies on.
 """
 
 import contextlib
+import functools
 import inspect
 import warnings
 
@@ -39,7 +40,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
+from skorch.callbacks import BatchScoring, EpochScoring
 from skorch.dataset import Dataset, unpack_data
+from skorch.utils import to_numpy
 
 from .._validation import check_pool, n_features_of_array, take_rows
 from ._lean import LeanTrainingMixin
@@ -249,6 +252,21 @@ class BaseNetClassifier(NeuralNetClassifier):
         train, valid = super().get_split_datasets(X, y, **fit_params)
         return _rows_dataset(train), _rows_dataset(valid)
 
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's notify; scoring callbacks that predict labels get labels as y.
+
+        skal trains on targets encoded as ``0..C-1``. A skorch scoring callback
+        compares ``net.predict(X)`` with targets taken from the training data:
+        for ``BatchScoring`` (a batch tensor) and ``EpochScoring`` without
+        caching (the raw ``X`` of the Dataset), ``predict`` returns the user's
+        labels, so their targets are decoded to the user's labels too. (Cached
+        ``EpochScoring`` predicts on the Dataset itself: indices against
+        indices, see :meth:`predict`.)
+        """
+        decoding = method_name in ("on_batch_end", "on_epoch_end")
+        with _scoring_targets_decoded(self) if decoding else contextlib.nullcontext():
+            return super().notify(method_name, **cb_kwargs)
+
     def predict(self, X):
         """Most probable class label for each row of ``X``.
 
@@ -260,6 +278,38 @@ class BaseNetClassifier(NeuralNetClassifier):
         if isinstance(X, torch.utils.data.Dataset):
             return indices
         return self.classes_[indices]
+
+
+@contextlib.contextmanager
+def _scoring_targets_decoded(net):
+    """Give the net's label-predicting scoring callbacks decoded targets, then restore."""
+    classes = getattr(net, "fitted_classes_", None)
+    changed = []
+    for _, callback in getattr(net, "callbacks_", []) if classes is not None else []:
+        if isinstance(callback, BatchScoring):
+            predicts_labels = True
+        elif isinstance(callback, EpochScoring):
+            caching = callback.use_caching
+            if net.use_caching != "auto":
+                caching = net.use_caching
+            predicts_labels = not caching
+        else:
+            predicts_labels = False
+        if predicts_labels:
+            changed.append((callback, callback.target_extractor))
+            callback.target_extractor = functools.partial(
+                _decoded_targets, classes, callback.target_extractor
+            )
+    try:
+        yield
+    finally:
+        for callback, extractor in changed:
+            callback.target_extractor = extractor
+
+
+def _decoded_targets(classes, extractor, y):
+    """The user's labels of encoded targets ``y``, then the callback's extractor."""
+    return extractor(classes[np.asarray(to_numpy(y), dtype=np.int64)])
 
 
 def _rows_dataset(dataset):

@@ -353,3 +353,33 @@ def test_skorch_epoch_scoring_scores_string_labels(digits, valid):
     # Labels compared in one encoding: the last epochs score like net.score does.
     assert scores[-1] > 0.8, scores
     assert net.predict(X[:5]).dtype.kind == "U"  # arrays still get the labels
+
+
+@pytest.mark.parametrize(
+    "make_callback",
+    [
+        lambda: EpochScoring("accuracy", on_train=True, use_caching=False, name="acc"),
+        lambda: BatchScoring("accuracy", on_train=True, name="acc"),
+    ],
+    ids=["epoch_scoring_uncached", "batch_scoring"],
+)
+def test_label_predicting_scorers_score_any_labels_like_indices(digits, make_callback):
+    # These scorers compare net.predict(raw X or a batch tensor), the user's
+    # labels, with targets from the training data. A net fitted on letters (or on
+    # labels 10, 20, ...) must record exactly the scores of one fitted on 0..9.
+    X, y = digits
+    X, y = X[:200], y[:200]
+    histories = []
+    for labels in (y, np.array(list("abcdefghij"))[y], 10 * y + 10):
+        net = MLPClassifier(
+            hidden_layer_sizes=(16,),
+            max_epochs=3,
+            batch_size=16,
+            lr=0.1,
+            random_state=0,
+            callbacks=[make_callback()],
+        ).fit(X, labels)
+        histories.append(net.history[:, "acc"])
+    assert histories[0][-1] > 0.3  # the reference learns (a wrong one scores ~0)
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-12)
+    np.testing.assert_allclose(histories[2], histories[0], rtol=1e-12)
