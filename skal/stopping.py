@@ -101,6 +101,10 @@ class _PoolCriterion(StoppingCriterion):
         self.stop_set_indices_ = None
         self.stop_set_ = None
 
+    def needs_pool(self):
+        """Whether the next round can only be evaluated with the pool given."""
+        return self.stop_set_size is None or getattr(self, "stop_set_", None) is None
+
     def _rows(self, context):
         """``(indices, rows)`` to evaluate, or ``(None, None)`` if unknown."""
         X, unlabeled = context.get("X"), context.get("unlabeled_indices")

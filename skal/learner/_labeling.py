@@ -70,6 +70,23 @@ class _LabelingLoop:
                 self._query_pool = X_pool
             return picks
 
+    def _warn_pool_unknown(self):
+        """Warn that pool-based stopping criteria cannot be evaluated this round."""
+        blind = [
+            criterion.name
+            for criterion in getattr(self, "stopping_", [])
+            if getattr(criterion, "needs_pool", lambda: False)()
+        ]
+        if blind:
+            warnings.warn(
+                f"teach: the stopping criteria {blind} evaluate the pool, which "
+                f"this learner does not hold (it is never pickled or saved): call "
+                f"query(X_pool, n) before teach in this process. Their statistic "
+                f"is NaN this round and they cannot stop.",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def teach(self, X_new, y_new):
         """Add labeled samples and retrain on everything labeled.
 
@@ -82,7 +99,9 @@ class _LabelingLoop:
         ``on_round_end`` fire (the recorded rows are the queried ones) and the
         stopping criteria are checked; a stop sets ``stop_reason_`` and is
         written to the ``label_store``. Criteria and recorders that read the
-        pool use the one last given to :meth:`query` in this process.
+        pool use the one last given to ``fit`` or :meth:`query` in this process
+        (a pickled or loaded learner has none until its next ``query``: teach
+        then warns that pool-based criteria cannot be evaluated).
 
         Parameters
         ----------
@@ -132,6 +151,8 @@ class _LabelingLoop:
                 chooser = self.strategy_
             seconds = self._train(self._labeled_X, self._labeled_y, self.estimator_)
             pool = getattr(self, "_query_pool", None)
+            if pool is None:
+                self._warn_pool_unknown()
             statistics = self._end_round(
                 round_=round_,
                 labeled_indices=self.labeled_indices_.copy(),

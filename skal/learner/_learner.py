@@ -316,6 +316,9 @@ class ActiveLearner(
         with self._torch_threads():
             X = self._validate_X(X, reset=True)
             y, unlabeled = self._split_labels(y, n_samples=X.shape[0])
+            # For the stopping criteria and recorders of a later teach (a
+            # reference to the user's pool, never pickled or saved).
+            self._query_pool = X
             simulate = not unlabeled.any()
             if self.label_store is None:
                 return self._fit(X, y, unlabeled, eval_set, simulate, session=None)
@@ -560,6 +563,14 @@ class ActiveLearner(
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    def __getstate__(self):
+        # The pool last given to fit/query is the user's data, kept only for the
+        # next teach in this process: a pickled or copied learner does not
+        # carry it (teach then warns if a criterion needs it).
+        state = dict(super().__getstate__())
+        state.pop("_query_pool", None)
+        return state
 
 
 def _brief(exc, limit=300):

@@ -1,6 +1,7 @@
 """Stopping in labeling sessions: the stop in the label store, resume, teach."""
 
 import sqlite3
+import warnings
 
 import numpy as np
 import pytest
@@ -194,3 +195,41 @@ def test_a_learner_with_callbacks_and_criteria_saves_and_loads(tmp_path):
     picks = loaded.query(X, 4)
     loaded.teach(X[picks], y[picks])
     assert len(loaded.stopping_[0].kappas_) == len(original.kappas_) + 1
+
+
+def partially_labeled_learner():
+    X, y = pool()
+    y_partial = np.full(len(y), -1)
+    y_partial[:20] = y[:20]
+    # stop_set_size=None: the criterion evaluates the whole unlabeled pool.
+    learner = ActiveLearner(
+        logreg(), "margin", stopping=ClassificationChange(threshold=0.0)
+    ).fit(X, y_partial)
+    return learner, X, y
+
+
+def test_teach_right_after_fit_evaluates_the_fitted_pool():
+    learner, X, y = partially_labeled_learner()
+    rows = np.arange(20, 25)  # labeled outside query: the fitted pool is known
+    learner.teach(X[rows], y[rows])
+    changed = learner.history_["classification_change"].iloc[-1]
+    # The fraction of the 180 pool rows whose prediction changed: k / 180.
+    assert np.isfinite(changed) and np.isclose(changed * 180, round(changed * 180))
+
+
+def test_a_pickled_learner_drops_the_pool_and_teach_says_what_is_missing():
+    import pickle
+
+    learner, X, y = partially_labeled_learner()
+    copy = pickle.loads(pickle.dumps(learner))
+    assert not hasattr(copy, "_query_pool") and hasattr(learner, "_query_pool")
+    with pytest.warns(UserWarning, match=r"call query\(X_pool, n\) before teach"):
+        copy.teach(X[20:25], y[20:25])
+    assert np.isnan(copy.history_["classification_change"].iloc[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):  # query gives the pool back: no warning
+            picks = copy.query(X, 5)
+            copy.teach(X[picks], y[picks])
+    # A change needs two evaluated rounds: the second one has a statistic.
+    assert np.isfinite(copy.history_["classification_change"].iloc[-1])
