@@ -9,8 +9,9 @@ or without them (they draw from their own seeds, not the learner's).
   fits a semi-supervised learner on the pool after each round (paper 004's
   evaluation); column ``ssl_accuracy``.
 - ``--stopping``: stopping criteria among the callbacks record, without
-  stopping, whether they would have stopped (:mod:`skal.stopping`); one
-  boolean column ``stop_<criterion>`` each.
+  stopping, whether they would have stopped (:mod:`skal.stopping`): a
+  boolean column ``stop_<criterion>`` each, and the criterion's statistic in
+  ``stat_<criterion>``.
 - ``--diagnostics``: :class:`RoundDiagnostics` records, per round, what the
   round figures of ``skal report`` draw (per-class test accuracy, the labeled
   set's class counts, max-probability histograms); not a cell column but a
@@ -44,6 +45,9 @@ from ._aggregate import STOP_PREFIX
 #: Values of ``BenchmarkProtocol.evaluate``.
 EVALUATIONS = ("ssl",)
 SSL_COLUMN = "ssl_accuracy"
+# A criterion's statistic per round (beside stop_<name>, whether it fired), so
+# that other thresholds can be studied without rerunning the cells.
+STATISTIC_PREFIX = "stat_"
 
 # FixMatch's learning rate (Sohn et al. 2020), which docs/results/assl measured
 # on MNIST/LeNet; the bench's swept rate is tuned for supervised training.
@@ -71,7 +75,16 @@ CONFIDENCE_BINS = 20
 
 def is_monitor_column(name):
     """Whether a cell column was written by these callbacks."""
-    return name == SSL_COLUMN or str(name).startswith(STOP_PREFIX)
+    return monitor_column_order(name) is not None
+
+
+def monitor_column_order(name):
+    """Sort key of a monitor column (ssl, then stop_*, then stat_*), else None."""
+    name = str(name)
+    for rank, prefix in enumerate((STOP_PREFIX, STATISTIC_PREFIX), start=1):
+        if name.startswith(prefix):
+            return (rank, name)
+    return (0, name) if name == SSL_COLUMN else None
 
 
 def semi_supervised_learner(estimator, n_classes, dataset):
@@ -317,11 +330,11 @@ def monitor_columns(callbacks):
     -------
     columns : dict
         ``ssl_accuracy`` (NaN on rounds not evaluated) for a
-        SemiSupervisedScore, ``stop_<name>`` (bool: fired at that round) for
-        each stopping criterion; one value per round. Other callbacks add
-        nothing.
+        SemiSupervisedScore, ``stop_<name>`` (bool: fired at that round) and
+        ``stat_<name>`` (its statistic, NaN where undefined) for each stopping
+        criterion; one value per round. Other callbacks add nothing.
     """
-    columns = {}
+    columns, statistics = {}, {}
     for callback in callbacks:
         if isinstance(callback, SemiSupervisedScore):
             name = SSL_COLUMN
@@ -329,6 +342,9 @@ def monitor_columns(callbacks):
         elif isinstance(callback, StoppingCriterion):
             name = STOP_PREFIX + callback.name
             values = [bool(entry["fired"]) for entry in callback.history_]
+            statistics[STATISTIC_PREFIX + callback.name] = [
+                float(entry["statistic"]) for entry in callback.history_
+            ]
         else:
             continue
         if name in columns:
@@ -337,7 +353,7 @@ def monitor_columns(callbacks):
                 f"SemiSupervisedScore and one criterion of each class."
             )
         columns[name] = values
-    return columns
+    return {**columns, **statistics}
 
 
 def monitor_diagnostics(callbacks):

@@ -240,7 +240,8 @@ class BenchmarkProtocol:
     stopping: bool = _protocol(
         False,
         "record per round whether stopping criteria would stop (columns "
-        "stop_<criterion>; stopping.csv in the report); no cell is stopped: "
+        "stop_<criterion>, and stat_<criterion> with the statistic compared "
+        "with the threshold; stopping.csv in the report); no cell is stopped: "
         "stabilizing predictions (1,000-row stop set, window 3, kappa >= 0.99), "
         "classification change (<= 0.005 of the unlabeled pool changes), overall "
         "uncertainty (mean 1 - max p < 0.05). No validation plateau: the "

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ._monitors import DIAGNOSTIC_COLUMNS, SSL_COLUMN, is_monitor_column
+from ._monitors import DIAGNOSTIC_COLUMNS, is_monitor_column, monitor_column_order
 from ._runner import RESULT_COLUMNS
 
 CELLS = "cells"
@@ -102,8 +102,8 @@ def load_results(output_dir):
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     monitored = {c for frame in frames for c in frame.columns if is_monitor_column(c)}
-    # ssl_accuracy first, then the stop_* columns by name.
-    extra = sorted(monitored, key=lambda c: (c != SSL_COLUMN, c))
+    # ssl_accuracy first, then the stop_* and the stat_* columns by name.
+    extra = sorted(monitored, key=monitor_column_order)
     results = pd.concat(frames, ignore_index=True)[RESULT_COLUMNS + extra]
     keys = ["dataset", "model", "strategy", "seed", "round"]
     return results.sort_values(keys, ignore_index=True)

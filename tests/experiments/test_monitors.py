@@ -105,7 +105,8 @@ def test_monitors_add_columns_but_change_nothing_else(monitored):
     assert list(off.columns) == RESULT_COLUMNS  # as before the options existed
     stops = ["stop_stabilizing_predictions", "stop_classification_change",
              "stop_overall_uncertainty"]  # fmt: skip
-    assert list(on.columns) == RESULT_COLUMNS + ["ssl_accuracy", *stops]
+    statistics = [stop.replace("stop_", "stat_") for stop in stops]
+    assert list(on.columns) == RESULT_COLUMNS + ["ssl_accuracy", *stops, *statistics]
     for column in ("round", "n_labeled", "accuracy"):
         np.testing.assert_array_equal(on[column], off[column])
     np.testing.assert_array_equal(on["accuracy"], monitored.history["eval_score"])
@@ -144,24 +145,34 @@ def test_stop_columns_follow_the_criteria_definitions(toy, monitored):
         np.random.RandomState(SEED).choice(first, min(1000, len(first)), False)
     )
     expected = {stop: [False] for stop in STOPS}
+    statistic = {stop: [np.nan] for stop in STOPS}  # nothing to compare in round 0
     kappas = []
     for r in range(1, len(models)):
         rows = unlabeled[r]
         changed = np.mean(predictions[r][rows] != predictions[r - 1][rows])
         expected["stop_classification_change"].append(changed <= 0.005)
+        statistic["stop_classification_change"].append(changed)
         kappas.append(_kappa(predictions[r - 1][stop_set], predictions[r][stop_set]))
-        expected["stop_stabilizing_predictions"].append(
-            len(kappas) >= 3 and np.mean(kappas[-3:]) >= 0.99
-        )
+        window = np.mean(kappas[-3:]) if len(kappas) >= 3 else np.nan
+        expected["stop_stabilizing_predictions"].append(window >= 0.99)
+        statistic["stop_stabilizing_predictions"].append(window)
+    statistic["stop_overall_uncertainty"] = []
     for r, model in enumerate(models):
         least_confidence = 1 - model.predict_proba(toy.X_pool[unlabeled[r]]).max(1)
         fired = least_confidence.mean() < 0.05
+        statistic["stop_overall_uncertainty"].append(least_confidence.mean())
         if r == 0:
             expected["stop_overall_uncertainty"][0] = fired
         else:
             expected["stop_overall_uncertainty"].append(fired)
     for stop in STOPS:
         assert monitored.on[stop].tolist() == expected[stop], stop
+        np.testing.assert_allclose(
+            monitored.on[stop.replace("stop_", "stat_")],
+            statistic[stop],
+            rtol=1e-9,
+            err_msg=stop,
+        )
     # The case is informative: every criterion fires somewhere, not everywhere.
     fired = monitored.on[STOPS].to_numpy()
     assert fired.any(axis=0).all() and not fired.all(axis=0).any()
