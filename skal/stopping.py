@@ -404,8 +404,9 @@ class ValidationPlateau(StoppingCriterion):
 
     The statistic is the number of rounds since the best accuracy so far, where
     a round counts as an improvement when it beats the best by more than
-    ``min_delta``. It needs ``fit(X, y, eval_set=...)``; rounds without a score
-    (``teach``) leave it unchanged.
+    ``min_delta``. It needs ``fit(X, y, eval_set=...)``; ``teach`` rounds are
+    scored on that set too, in the process that called ``fit`` (rounds without a
+    score, e.g. after unpickling, leave it unchanged).
 
     Parameters
     ----------

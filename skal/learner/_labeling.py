@@ -101,7 +101,9 @@ class _LabelingLoop:
         written to the ``label_store``. Criteria and recorders that read the
         pool use the one last given to ``fit`` or :meth:`query` in this process
         (a pickled or loaded learner has none until its next ``query``: teach
-        then warns that pool-based criteria cannot be evaluated).
+        then warns that pool-based criteria cannot be evaluated). The round is
+        scored on the ``eval_set`` given to ``fit`` in this process
+        (``history_["eval_score"]``; NaN without one).
 
         Parameters
         ----------
@@ -150,6 +152,7 @@ class _LabelingLoop:
             else:
                 chooser = self.strategy_
             seconds = self._train(self._labeled_X, self._labeled_y, self.estimator_)
+            eval_score = self._eval_score(getattr(self, "_eval_set", None))
             pool = getattr(self, "_query_pool", None)
             if pool is None:
                 self._warn_pool_unknown()
@@ -166,7 +169,7 @@ class _LabelingLoop:
                 else _unlabeled_rows(
                     pool.shape[0], self.labeled_indices_, self._pool["declined"]
                 ),
-                eval_score=np.nan,
+                eval_score=eval_score,
             )
             self.strategy_.fit(
                 self._labeled_X, self._labeled_y, estimator=self.estimator_
@@ -177,7 +180,7 @@ class _LabelingLoop:
                 "queried": learned,
                 "acquisition_seconds": 0.0,
                 "training_seconds": seconds,
-                "eval_score": np.nan,
+                "eval_score": eval_score,
                 **statistics,
             }
             new_row = pd.DataFrame([row], columns=self._history_columns())

@@ -565,11 +565,13 @@ class ActiveLearner(
         return tags
 
     def __getstate__(self):
-        # The pool last given to fit/query is the user's data, kept only for the
-        # next teach in this process: a pickled or copied learner does not
-        # carry it (teach then warns if a criterion needs it).
+        # The pool last given to fit/query and the fit's eval_set are the user's
+        # data, kept only for the next teach in this process: a pickled or
+        # copied learner does not carry them (teach then warns if a criterion
+        # needs the pool, and scores NaN).
         state = dict(super().__getstate__())
         state.pop("_query_pool", None)
+        state.pop("_eval_set", None)
         return state
 
 

@@ -47,6 +47,8 @@ class _RoundLoop(_Callbacks, _InitialSet):
         self._check_targets(_labels_at(y, known))
         if eval_set is not None:
             eval_set = self._validate_eval_set(eval_set)
+        # Scores the rounds of a later teach (in-process only, like the pool).
+        self._eval_set = eval_set
 
         rng = check_random_state(self.random_state)
         n_initial, batch_size = self._sizes()

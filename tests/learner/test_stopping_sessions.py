@@ -233,3 +233,30 @@ def test_a_pickled_learner_drops_the_pool_and_teach_says_what_is_missing():
             copy.teach(X[picks], y[picks])
     # A change needs two evaluated rounds: the second one has a statistic.
     assert np.isfinite(copy.history_["classification_change"].iloc[-1])
+
+
+def test_teach_scores_the_fit_eval_set_and_a_plateau_can_stop_there():
+    from skal.stopping import ValidationPlateau
+
+    X, y = pool()
+    X_pool, y_pool, X_eval, y_eval = X[:150], y[:150], X[150:], y[150:]
+    y_partial = np.full(len(y_pool), -1)
+    y_partial[:20] = y_pool[:20]
+    # min_delta 1: no round can improve on round 0, so one teach is a plateau.
+    learner = ActiveLearner(
+        logreg(), "margin", stopping=ValidationPlateau(patience=1, min_delta=1.0)
+    ).fit(X_pool, y_partial, eval_set=(X_eval, y_eval))
+    assert learner.stop_reason_ is None
+    picks = learner.query(X_pool, 5)
+    learner.teach(X_pool[picks], y_pool[picks])
+    by_hand = np.mean(learner.estimator_.predict(X_eval) == y_eval)
+    assert learner.history_["eval_score"].iloc[-1] == pytest.approx(by_hand)
+    assert learner.stop_reason_ == "validation_plateau"
+    # A pickled learner does not carry the eval set: its teach scores NaN.
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(learner))
+    with pytest.warns(UserWarning, match="query proposes rows anyway"):
+        picks = copy.query(X_pool, 5)  # stopped: proposes anyway
+    copy.teach(X_pool[picks], y_pool[picks])
+    assert np.isnan(copy.history_["eval_score"].iloc[-1])
