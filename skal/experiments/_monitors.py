@@ -7,7 +7,7 @@ or without them (they draw from their own seeds, not the learner's).
 
 - ``--evaluate ssl``: :class:`~skal.semi_supervised.SemiSupervisedScore`
   fits a semi-supervised learner on the pool after each round (paper 004's
-  evaluation); column ``ssl_accuracy``.
+  evaluation); columns ``ssl_accuracy`` and ``ssl_seconds``.
 - ``--stopping``: stopping criteria among the callbacks record, without
   stopping, whether they would have stopped (:mod:`skal.stopping`): a
   boolean column ``stop_<criterion>`` each, and the criterion's statistic in
@@ -45,6 +45,7 @@ from ._aggregate import STOP_PREFIX
 #: Values of ``BenchmarkProtocol.evaluate``.
 EVALUATIONS = ("ssl",)
 SSL_COLUMN = "ssl_accuracy"
+SSL_SECONDS = "ssl_seconds"  # the semi-supervised fit's cost per round
 # A criterion's statistic per round (beside stop_<name>, whether it fired), so
 # that other thresholds can be studied without rerunning the cells.
 STATISTIC_PREFIX = "stat_"
@@ -84,7 +85,8 @@ def monitor_column_order(name):
     for rank, prefix in enumerate((STOP_PREFIX, STATISTIC_PREFIX), start=1):
         if name.startswith(prefix):
             return (rank, name)
-    return (0, name) if name == SSL_COLUMN else None
+    ssl = (SSL_COLUMN, SSL_SECONDS)
+    return (0, ssl.index(name)) if name in ssl else None
 
 
 def semi_supervised_learner(estimator, n_classes, dataset):
@@ -329,8 +331,8 @@ def monitor_columns(callbacks):
     Returns
     -------
     columns : dict
-        ``ssl_accuracy`` (NaN on rounds not evaluated) for a
-        SemiSupervisedScore, ``stop_<name>`` (bool: fired at that round) and
+        ``ssl_accuracy`` (NaN on rounds not evaluated) and ``ssl_seconds``
+        (0 there) for a SemiSupervisedScore, ``stop_<name>`` (bool: fired at that round) and
         ``stat_<name>`` (its statistic, NaN where undefined) for each stopping
         criterion; one value per round. Other callbacks add nothing.
     """
@@ -339,6 +341,7 @@ def monitor_columns(callbacks):
         if isinstance(callback, SemiSupervisedScore):
             name = SSL_COLUMN
             values = [entry["statistic"] for entry in callback.history_]
+            statistics[SSL_SECONDS] = [entry["seconds"] for entry in callback.history_]
         elif isinstance(callback, StoppingCriterion):
             name = STOP_PREFIX + callback.name
             values = [bool(entry["fired"]) for entry in callback.history_]
@@ -353,7 +356,10 @@ def monitor_columns(callbacks):
                 f"SemiSupervisedScore and one criterion of each class."
             )
         columns[name] = values
-    return {**columns, **statistics}
+    merged = {**columns, **statistics}
+    # ssl, then stop_*, then stat_* columns, each group in the callbacks' order.
+    order = sorted(merged, key=lambda name: monitor_column_order(name)[0])
+    return {name: merged[name] for name in order}
 
 
 def monitor_diagnostics(callbacks):

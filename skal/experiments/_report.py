@@ -25,7 +25,7 @@ from ._aggregate import (
     stopping_points,
     summarize_stopping,
 )
-from ._monitors import SSL_COLUMN
+from ._monitors import SSL_COLUMN, SSL_SECONDS
 from ._plots import (
     aulc_ranking,
     confidence_rounds,
@@ -385,6 +385,12 @@ def _semi_supervised_tables(results, save):
     ranking = _ranking_comparison(results)
     save(ranking, "ssl_ranking.csv")
     ssl.ranking = ranking
+    ssl.timing = None
+    if SSL_SECONDS in scored:  # cells written before the column have none
+        ssl.timing = timing_table(
+            scored.dropna(subset=[SSL_SECONDS]), column=SSL_SECONDS
+        )
+        save(ssl.timing, "timing_ssl.csv", index=True)
     return ssl, ranking
 
 
@@ -565,6 +571,12 @@ def _semi_supervised_text(ssl):
         for metric, label in (("accuracy", "supervised"), (SSL_COLUMN, "ssl")):
             order = table.sort_values(f"aulc_{metric}", ascending=False, kind="stable")
             lines.append(f"    {label:>10}: " + " > ".join(order["strategy"]))
+    if ssl.timing is not None and len(ssl.timing):
+        lines += [
+            "",
+            "Median semi-supervised evaluation seconds per evaluated round:",
+            ssl.timing.round(2).to_string(),
+        ]
     return lines + [""]
 
 

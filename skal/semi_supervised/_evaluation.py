@@ -1,5 +1,6 @@
 """Judge every active-learning round by a semi-supervised learner (paper 004)."""
 
+import time
 from numbers import Integral
 
 import numpy as np
@@ -46,7 +47,8 @@ class SemiSupervisedScore(RoundStatistic):
     Attributes
     ----------
     history_ : list of dict
-        Per round: ``round`` and ``statistic`` (the accuracy, NaN when skipped).
+        Per round: ``round``, ``statistic`` (the accuracy, NaN when skipped)
+        and ``seconds`` (the semi-supervised fit and prediction; 0 when skipped).
         The fitted semi-supervised learners are not kept (a learner with this
         callback stays saveable with :mod:`skal.persistence`).
     """
@@ -79,8 +81,12 @@ class SemiSupervisedScore(RoundStatistic):
     def on_round_end(self, learner, *, round_, **context):
         # The learner's classes and estimator are needed, so the statistic is
         # computed here rather than in ``_statistic(context)``.
+        start = time.perf_counter()
         score = self._score(learner, round_, **context) if self._due(round_) else np.nan
-        self.history_.append({"round": int(round_), "statistic": score})
+        seconds = time.perf_counter() - start if self._due(round_) else 0.0
+        self.history_.append(
+            {"round": int(round_), "statistic": score, "seconds": seconds}
+        )
 
     def _score(
         self, learner, round_, *, X=None, labeled_indices=None, labels=None, **_

@@ -106,7 +106,11 @@ def test_monitors_add_columns_but_change_nothing_else(monitored):
     stops = ["stop_stabilizing_predictions", "stop_classification_change",
              "stop_overall_uncertainty"]  # fmt: skip
     statistics = [stop.replace("stop_", "stat_") for stop in stops]
-    assert list(on.columns) == RESULT_COLUMNS + ["ssl_accuracy", *stops, *statistics]
+    ssl = ["ssl_accuracy", "ssl_seconds"]
+    assert list(on.columns) == RESULT_COLUMNS + [*ssl, *stops, *statistics]
+    evaluated = on["ssl_accuracy"].notna()
+    assert (on.loc[evaluated, "ssl_seconds"] > 0).all()
+    assert (on.loc[~evaluated, "ssl_seconds"] == 0).all()
     for column in ("round", "n_labeled", "accuracy"):
         np.testing.assert_array_equal(on[column], off[column])
     np.testing.assert_array_equal(on["accuracy"], monitored.history["eval_score"])
