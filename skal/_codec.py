@@ -74,11 +74,16 @@ class Encoder:
     inline_arrays : bool, default=False
         Write arrays into the JSON itself (for small documents such as the
         parameters kept by a label store) instead of collecting them.
+    max_inline_size : int, default=None
+        With ``inline_arrays``, the most values an array may have; a larger one
+        raises TypeError (the value cannot be kept in this document). None: no
+        limit.
     """
 
-    def __init__(self, table=None, *, inline_arrays=False):
+    def __init__(self, table=None, *, inline_arrays=False, max_inline_size=None):
         self.table = TABLE if table is None else tuple(table)
         self.inline_arrays = inline_arrays
+        self.max_inline_size = max_inline_size
         # id(object) -> name of an object stored elsewhere in the document (rows
         # added by skal.persistence write references to it).
         self.shared = {}
@@ -257,6 +262,12 @@ def _decode_objarray(decoder, document):
 
 
 def _encode_inline_array(encoder, value, where, fitted):
+    limit = encoder.max_inline_size
+    if limit is not None and value.size > limit:
+        raise TypeError(
+            f"{where}: an array of {value.size} values is too large to keep inline "
+            f"(at most {limit})."
+        )
     return {
         "__inline_array__": value.tolist(),
         "dtype": value.dtype.str,

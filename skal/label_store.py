@@ -81,6 +81,9 @@ STORE_VERSION = 1
 
 # Learner parameters that are not kept in a store: code, and the store itself.
 _NOT_STORED = ("oracle", "label_store")
+# Arrays inside stored parameters with more values than this are data (a test
+# set given to a recorder), not settings: such a parameter is not stored.
+MAX_STORED_ARRAY_SIZE = 100_000
 
 
 class LabelStoreMismatchError(ValueError):
@@ -594,7 +597,9 @@ class LabelingSession:
 
 
 def _new_session(X, fingerprint, params):
-    encoder = Encoder(inline_arrays=True)
+    # Parameters holding data (e.g. RoundRecorder(X=...)) would bloat the session
+    # row; beyond the limit they are not stored and resume asks for them.
+    encoder = Encoder(inline_arrays=True, max_inline_size=MAX_STORED_ARRAY_SIZE)
     learner, not_stored = {}, []
     for name, value in params.items():
         if name in _NOT_STORED:

@@ -445,3 +445,37 @@ def test_terminal_example_with_piped_answers_is_resumable(tmp_path):
     assert [label for _, label, _ in records] == [3, 1, 4, 1, -1, 5, 9, 2, 6, 0, 0, 0]
     indices = [i for i, _, _ in stored(store)]
     assert len(indices) == len(set(indices)) == 4 + 2 * 4
+
+
+def test_recorders_holding_large_arrays_are_not_copied_into_the_store(tmp_path):
+    # A RoundRecorder on a test set is data, not a setting: above the size limit
+    # the session keeps no copy and resume asks for the callbacks.
+    from skal.callbacks import RoundRecorder
+    from skal.label_store import MAX_STORED_ARRAY_SIZE, stored_learner_params
+
+    X, y = pool()
+    rows = MAX_STORED_ARRAY_SIZE // X.shape[1] + 1
+    small = RoundRecorder(X=X[:10])
+    large = RoundRecorder(X=np.zeros((rows, X.shape[1])))
+    for recorder, path in (
+        (small, tmp_path / "small.db"),
+        (large, tmp_path / "large.db"),
+    ):
+        ActiveLearner(
+            LogisticRegression(max_iter=300),
+            "entropy",
+            batch_size=4,
+            n_rounds=1,
+            oracle=lambda rows: y[rows],
+            label_store=path,
+            callbacks=[recorder],
+            random_state=0,
+        ).fit(X, np.full(len(y), -1))
+    params, not_stored = stored_learner_params(tmp_path / "small.db")
+    assert not_stored == []
+    np.testing.assert_array_equal(params["callbacks"][0].X, X[:10])
+    params, not_stored = stored_learner_params(tmp_path / "large.db")
+    assert not_stored == ["callbacks"] and "callbacks" not in params
+    assert os.path.getsize(tmp_path / "large.db") < rows * X.shape[1]  # no copy
+    with pytest.raises(ValueError, match=r"\['callbacks'\].*arrays of more than"):
+        ActiveLearner.resume(X, None, tmp_path / "large.db", oracle=lambda r: y[r])

@@ -22,7 +22,12 @@ from .._validation import (
     num_samples,
     take_rows,
 )
-from ..label_store import LabelingSession, LabelStore, stored_learner_params
+from ..label_store import (
+    MAX_STORED_ARRAY_SIZE,
+    LabelingSession,
+    LabelStore,
+    stored_learner_params,
+)
 from ..stopping import StoppingCriterion, check_stopping
 from ..strategies import QueryStrategy
 from ._callbacks import check_callbacks
@@ -371,8 +376,9 @@ class ActiveLearner(
         if missing:
             raise ValueError(
                 f"The label store could not keep the parameters {missing} (only skal "
-                f"and scikit-learn objects are stored, never code); pass them to "
-                f"resume, e.g. ActiveLearner.resume(X, y, store, {missing[0]}=...)."
+                f"and scikit-learn objects are stored, never code or arrays of more "
+                f"than {MAX_STORED_ARRAY_SIZE:,} values); pass them to resume, e.g. "
+                f"ActiveLearner.resume(X, y, store, {missing[0]}=...)."
             )
         learner = cls(**{**stored, **params, "label_store": label_store})
         if y is None:
