@@ -9,6 +9,9 @@ the experiment (alpha 0.05, the paper's procedure applied to one number per seed
 Usage (from the repository root, after ``skal report`` on each experiment)::
 
     python docs/results/paper001_full/compare.py docs/results/paper001_full/isolet
+
+``--labels 100 200 500`` also prints the README's table: mean test accuracy at
+those label counts, AULC and the AULC wins/losses, strategies by AULC.
 """
 
 import argparse
@@ -46,9 +49,37 @@ def wins_and_losses(tests):
     )
 
 
+def markdown_table(results, aulc_wins, labels):
+    """Mean accuracy at ``labels``, mean AULC and AULC wins/losses, as markdown."""
+    curves = results.pivot_table(
+        index="strategy", columns="n_labeled", values="accuracy", aggfunc="mean"
+    )
+    missing = sorted(set(labels) - set(curves.columns))
+    if missing:
+        raise ValueError(f"No round has {missing} labels; have {list(curves.columns)}.")
+    order = aulc_wins.sort_values("mean", ascending=False).index
+    head = [f"{n:,}" for n in labels] + ["AULC", "beats / beaten by (AULC)"]
+    lines = ["| strategy | " + " | ".join(head) + " |"]
+    lines.append("| --- |" + " ---: |" * len(head))
+    for name in order:
+        cells = [f"{curves.loc[name, n]:.3f}" for n in labels]
+        row = aulc_wins.loc[name]
+        cells += [
+            f"{row['mean']:.3f}",
+            f"{int(row['beats'])} / {int(row['beaten_by'])}",
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sd = results.groupby(["strategy", "n_labeled"])["accuracy"].std().max()
+    lines.append(f"\n(largest sd over seeds at any round: {sd:.3f})")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+", type=Path)
+    parser.add_argument(
+        "--labels", nargs="+", type=int, help="label counts for the markdown table"
+    )
     args = parser.parse_args()
     for folder in args.experiments:
         results = pd.read_csv(folder / "results.csv")
@@ -64,6 +95,8 @@ def main():
             summary = wins_and_losses(tests)
             summary.insert(0, "mean", per_seed.mean().round(4))
             print(summary.sort_values("mean", ascending=False).to_string())
+            if name == "AULC":
+                aulc_wins = summary
             sig = tests[tests["significant"]]
             for row in sig.itertuples():
                 better, worse = (row.a, row.b) if row.mean_diff > 0 else (row.b, row.a)
@@ -71,6 +104,8 @@ def main():
                     f"  {better} > {worse}: {abs(row.mean_diff):.4f} "
                     f"(p {row.p:.4f}, BH {row.p_bh:.3f})"
                 )
+        if args.labels:
+            print("\n" + markdown_table(results, aulc_wins, args.labels))
 
 
 if __name__ == "__main__":
