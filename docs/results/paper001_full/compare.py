@@ -49,8 +49,13 @@ def wins_and_losses(tests):
     )
 
 
-def markdown_table(results, aulc_wins, labels):
-    """Mean accuracy at ``labels``, mean AULC and AULC wins/losses, as markdown."""
+def markdown_table(results, aulc_wins, labels, seeds):
+    """Mean accuracy at ``labels``, mean AULC and AULC wins/losses, as markdown.
+
+    Only ``seeds`` (those the AULC tests used) enter the means, so that the table's
+    columns agree while some strategies have more finished seeds than others.
+    """
+    results = results[results["seed"].isin(seeds)]
     curves = results.pivot_table(
         index="strategy", columns="n_labeled", values="accuracy", aggfunc="mean"
     )
@@ -96,7 +101,7 @@ def main():
             summary.insert(0, "mean", per_seed.mean().round(4))
             print(summary.sort_values("mean", ascending=False).to_string())
             if name == "AULC":
-                aulc_wins = summary
+                aulc_wins, aulc_seeds = summary, per_seed.index
             sig = tests[tests["significant"]]
             for row in sig.itertuples():
                 better, worse = (row.a, row.b) if row.mean_diff > 0 else (row.b, row.a)
@@ -105,7 +110,7 @@ def main():
                     f"(p {row.p:.4f}, BH {row.p_bh:.3f})"
                 )
         if args.labels:
-            print("\n" + markdown_table(results, aulc_wins, args.labels))
+            print("\n" + markdown_table(results, aulc_wins, args.labels, aulc_seeds))
 
 
 if __name__ == "__main__":
