@@ -126,7 +126,8 @@ class LayerCapture:
                     "a Linear layer sees more than one vector per sample"
                 )
             self.inputs[layer] = (x, x._version)
-            self.input_bytes += x.numel() * x.element_size() // x.shape[0]
+            stored = x.values() if x.layout == torch.sparse_csr else x
+            self.input_bytes += stored.numel() * x.element_size() // x.shape[0]
             output.register_hook(lambda delta: self._on_delta(layer, delta))
             if x.requires_grad:
                 self.anchors.append(x)
@@ -191,7 +192,7 @@ def layer_squared_norms(layer, kinds, x, delta):
     """Per-sample squared norms of a layer's ``kinds`` ("weight", "bias") gradients."""
     if isinstance(layer, _LINEAR):
         delta_sq = delta.double().pow(2).sum(1)
-        norms = {"weight": lambda: delta_sq * x.double().pow(2).sum(1)}
+        norms = {"weight": lambda: delta_sq * _row_squared_norms(x)}
         norms["bias"] = lambda: delta_sq
     elif isinstance(layer, nn.Conv2d):
         norms = {
@@ -204,6 +205,18 @@ def layer_squared_norms(layer, kinds, x, delta):
             "bias": lambda: delta.sum((2, 3)).double().pow(2).sum(1),
         }
     return [norms[kind]() for kind in kinds]
+
+
+def _row_squared_norms(x):
+    """``||x_i||^2`` per row, in float64; CSR rows (TF-IDF) from their stored values."""
+    if x.layout != torch.sparse_csr:
+        return x.double().pow(2).sum(1)
+    counts = x.crow_indices().diff()
+    rows = torch.repeat_interleave(torch.arange(x.shape[0], device=x.device), counts)
+    squares = x.values().double().pow(2)
+    return torch.zeros(x.shape[0], dtype=torch.float64, device=x.device).index_add_(
+        0, rows, squares
+    )
 
 
 # ------------------------------------------------------------ Conv2d weights

@@ -393,12 +393,16 @@ def _factored_gradient_norms(net, X, loss, norm, y, owners, chunk_size):
     size = chunk_size or min(_FIRST_FACTORED_CHUNK, limit)
     labels = None if y is None else torch.as_tensor(np.asarray(y))
     norms = np.empty(X.shape[0])
+    # A sparse-input first layer takes the CSR rows as they are: densifying a
+    # TF-IDF chunk (100k columns) made LPLgrad ~65x slower than entropy.
+    keep_sparse = getattr(module, "accepts_sparse_input", False)
     with eval_mode(module):
         start = 0
         while start < X.shape[0]:  # chunk sizes adapt to the first chunk's memory
             rows = slice(start, min(start + size, X.shape[0]))
             with torch.enable_grad(), LayerCapture(owners) as capture:
-                logits = module(rows_to_tensor(X, rows).to(net.device))
+                x = rows_to_tensor(X, rows, keep_sparse=keep_sparse)
+                logits = module(x.to(net.device))
                 chunk_labels = None if labels is None else labels[rows].to(net.device)
                 total = _batched_losses(logits, loss, chunk_labels).sum()
                 sq = capture.squared_norms(total)

@@ -9,6 +9,8 @@ from sklearn.linear_model import LogisticRegression
 from skal import gradients
 from skal._arrays import dense
 
+from .conftest import tiny_mlp
+
 
 def autograd_last_layer(net, X, labels=None, loss="label"):
     """Per-sample gradients of the output layer, one sample at a time (the slow way)."""
@@ -191,6 +193,36 @@ def test_per_sample_gradient_norms(norm, blobs, fitted_mlp):
             else np.sum(tensor_norms)
         )
         np.testing.assert_allclose(norms[i], expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("norm", ["global", "per_tensor_sum"])
+def test_per_sample_gradient_norms_of_sparse_rows(norm, sparse_text):
+    """CSR rows go to the sparse first layer as they are (no densified chunk)."""
+    X, y = sparse_text
+    net = tiny_mlp().fit(X[:100], y[:100])
+    module = net.module_
+    assert module.accepts_sparse_input
+    layouts = []
+    hook = module.register_forward_pre_hook(
+        lambda m, args: layouts.append(args[0].layout)
+    )
+    norms = gradients.per_sample_gradient_norms(
+        net, X[100:106], loss="entropy", norm=norm, method="factored"
+    )
+    hook.remove()
+    assert layouts == [torch.sparse_csr]
+    for i in range(100, 106):  # brute force: one dense row at a time
+        module.zero_grad()
+        row = torch.as_tensor(X[i].toarray(), dtype=torch.float32)
+        log_p = torch.log_softmax(module(row), 1)
+        (-(log_p.exp() * log_p).sum()).backward()
+        tensor_norms = [p.grad.norm().item() for p in module.parameters()]
+        expected = (
+            np.sqrt(np.sum(np.square(tensor_norms)))
+            if norm == "global"
+            else np.sum(tensor_norms)
+        )
+        np.testing.assert_allclose(norms[i - 100], expected, rtol=1e-4)
 
 
 def test_bad_arguments(blobs, fitted_mlp):
