@@ -37,6 +37,17 @@ def autograd_last_layer(net, X, labels=None, loss="label"):
     return np.array(rows, dtype=np.float64)
 
 
+def autograd_entropy_gradient_norm(module, row, norm):
+    """Norm of one sample's entropy gradient over every parameter (autograd)."""
+    module.zero_grad()
+    log_p = torch.log_softmax(module(row), 1)
+    (-(log_p.exp() * log_p).sum()).backward()
+    tensor_norms = [p.grad.norm().item() for p in module.parameters()]
+    if norm == "global":
+        return np.sqrt(np.sum(np.square(tensor_norms)))
+    return np.sum(tensor_norms)
+
+
 def materialize(factors):
     """The N x C(D+1) embedding matrix, in the layout [W (C x D) row-major, b]."""
     a = factors.a.astype(np.float64)
@@ -183,14 +194,8 @@ def test_per_sample_gradient_norms(norm, blobs, fitted_mlp):
         fitted_mlp, X[:6], loss="entropy", norm=norm
     )
     for i in range(6):
-        module.zero_grad()
-        log_p = torch.log_softmax(module(torch.as_tensor(X[i : i + 1])), 1)
-        (-(log_p.exp() * log_p).sum()).backward()
-        tensor_norms = [p.grad.norm().item() for p in module.parameters()]
-        expected = (
-            np.sqrt(np.sum(np.square(tensor_norms)))
-            if norm == "global"
-            else np.sum(tensor_norms)
+        expected = autograd_entropy_gradient_norm(
+            module, torch.as_tensor(X[i : i + 1]), norm
         )
         np.testing.assert_allclose(norms[i], expected, rtol=1e-4)
 
@@ -212,16 +217,8 @@ def test_per_sample_gradient_norms_of_sparse_rows(norm, sparse_text):
     hook.remove()
     assert layouts == [torch.sparse_csr]
     for i in range(100, 106):  # brute force: one dense row at a time
-        module.zero_grad()
         row = torch.as_tensor(X[i].toarray(), dtype=torch.float32)
-        log_p = torch.log_softmax(module(row), 1)
-        (-(log_p.exp() * log_p).sum()).backward()
-        tensor_norms = [p.grad.norm().item() for p in module.parameters()]
-        expected = (
-            np.sqrt(np.sum(np.square(tensor_norms)))
-            if norm == "global"
-            else np.sum(tensor_norms)
-        )
+        expected = autograd_entropy_gradient_norm(module, row, norm)
         np.testing.assert_allclose(norms[i - 100], expected, rtol=1e-4)
 
 
